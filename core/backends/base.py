@@ -1,0 +1,184 @@
+"""The backend seam: the small protocol every quantization toolchain implements for the stages.
+
+A stage never calls a toolchain directly; it asks the backend to
+
+* give the model its quant stubs and input normalisation,
+* ``prepare`` a *fresh copy of the float model* for calibration or QAT (never a calibrated model:
+  Horizon's sample always prepares ``copy.deepcopy(float_model)``),
+* switch a prepared model between the three fake-quant states (:class:`FakeQuantState`),
+* move a calibration state into a freshly prepared QAT model,
+* ``convert`` a prepared model to the integer model, and
+* ``compile`` the integer model into the deployable artifact with its check/perf/graph reports.
+
+Model states, named as torchao's pt2e docs name them: *float* (an ``nn.Module`` with stubs),
+*prepared* (fake-quant modules inserted; what calib and qat train/evaluate), *converted* (the integer
+model). Shapes: example inputs are float32 ``(N, 3, H, W)``.
+"""
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+
+class FakeQuantState(str, enum.Enum):
+    """The three states of a prepared model, as Horizon's ``FakeQuantState``.
+
+    * ``QAT``: model in train mode, fake quant on, observers updating.
+    * ``CALIBRATION``: model in eval mode (BatchNorm uses running stats), observers on, fake quant off.
+    * ``VALIDATION``: model in eval mode, fake quant on, observers frozen.
+    """
+
+    QAT = "qat"
+    CALIBRATION = "calibration"
+    VALIDATION = "validation"
+
+
+@dataclass
+class BackendInfo:
+    """What :meth:`QuantBackend.detect` found: whether it can run here, why not, and versions."""
+
+    name: str
+    available: bool
+    reason: str = ""
+    versions: Dict[str, str] = field(default_factory=dict)
+    description: str = ""
+
+
+@dataclass
+class Artifact:
+    """A file a stage wrote: ``name`` is the file name shown to users, ``description`` what it is for."""
+
+    name: str
+    path: str
+    description: str
+
+
+@dataclass
+class CheckItem:
+    """One line of model-check advice about an op of the integer model."""
+
+    op: str
+    node: str
+    module: str
+    status: str  # "int8", "int8-in/float-out", "float", "no-op"
+    reason: str
+    suggestion: str
+
+    def to_dict(self) -> Dict[str, str]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class CheckReport:
+    """The model check: verdict, one-line summary, per-op advice, and the raw text as printed."""
+
+    passed: bool
+    summary: str
+    items: List[CheckItem] = field(default_factory=list)
+    text: str = ""
+
+
+@dataclass
+class CompileResult:
+    """What ``compile`` produced: artifacts (in the order written), check report and perf figures."""
+
+    artifacts: List[Artifact] = field(default_factory=list)
+    check: Optional[CheckReport] = None
+    perf: Dict[str, Any] = field(default_factory=dict)
+    deployable: Optional[str] = None  # path of the file that runs without the training code
+
+
+Log = Callable[[str], None]
+
+
+class QuantBackend(ABC):
+    """A quantization toolchain as the stages see it. Subclasses document the API calls they make."""
+
+    name: str = ""
+
+    @classmethod
+    @abstractmethod
+    def detect(cls) -> BackendInfo:
+        """Whether this backend's packages import here, with versions or the reason they do not."""
+
+    @abstractmethod
+    def quant_stubs(self) -> Tuple[Any, Any]:
+        """``(QuantStub(), DeQuantStub())`` instances for the float model's input and output."""
+
+    @abstractmethod
+    def normalize_transform(self) -> Callable:
+        """Tensor transform applied after ``ToTensor`` (float32 in [0, 1], CHW) to make model inputs."""
+
+    @abstractmethod
+    def calib_observers(self) -> Dict[str, str]:
+        """Calibration observer choices this backend offers: ``{name: one-line help}``."""
+
+    @abstractmethod
+    def prepare(self, float_model: Any, example_inputs: Tuple[Any, ...], stage: str, qconfig: Any) -> Any:
+        """Insert fake quant into a deep copy of ``float_model`` (never modified).
+
+        Args:
+            float_model: the float model (weights loaded), any device.
+            example_inputs: ``(x,)`` with x float32 (N, 3, H, W) on CPU.
+            stage: ``"calib"`` (calibration qconfig) or ``"qat"`` (QAT qconfig).
+            qconfig: the ``[qconfig]`` settings.
+
+        Returns:
+            The prepared model on CPU.
+        """
+
+    @abstractmethod
+    def set_fake_quant_state(self, model: Any, state: FakeQuantState) -> None:
+        """Put a prepared model in ``state`` (train/eval mode included, see :class:`FakeQuantState`)."""
+
+    @abstractmethod
+    def load_calib_state(self, qat_model: Any, calib_state: Dict[str, Any]) -> List[str]:
+        """Load a calibrated model's ``state_dict`` into a freshly prepared QAT model.
+
+        Returns messages about what was carried over. Raises on weights that do not fit.
+        """
+
+    @abstractmethod
+    def convert(self, prepared: Any, example_inputs: Tuple[Any, ...]) -> Any:
+        """The integer model of a prepared (calibrated or QAT-trained) model; ``prepared`` is unchanged."""
+
+    @abstractmethod
+    def save_int_model(self, int_model: Any, example_inputs: Tuple[Any, ...], out_dir: str) -> Artifact:
+        """Serialise the integer model into ``out_dir`` (atomically) so that compile can load it.
+
+        Returns the artifact (its ``name`` is the file name, e.g. ``int_model.pt2``).
+        """
+
+    @abstractmethod
+    def load_int_model(self, path: str) -> Any:
+        """Load what :meth:`save_int_model` wrote; a callable model on CPU."""
+
+    @abstractmethod
+    def compile(
+        self,
+        int_model: Any,
+        float_model: Any,
+        example_inputs: Tuple[Any, ...],
+        out_dir: str,
+        options: Any,
+        log: Log,
+    ) -> CompileResult:
+        """Write the deployable artifact and reports into ``out_dir``; CPU only.
+
+        Args:
+            int_model: the converted model (CPU).
+            float_model: the float model (CPU, eval) as the perf baseline.
+            example_inputs: ``(x,)`` float32 (N, 3, H, W), CPU.
+            options: the ``[compile]`` settings.
+            log: callback for progress lines.
+        """
+
+    def load_deployable(self, path: str) -> Optional[Callable]:
+        """A callable running the deployable artifact on CPU tensors, if it can run here (else None)."""
+        return None
+
+    def signature(self) -> Dict[str, Any]:
+        """What checkpoints record about the backend, to refuse ones made by another backend."""
+        return {"backend": self.name}

@@ -1,0 +1,80 @@
+"""One error type for everything a user can get wrong or that can fail in a run.
+
+Modelled on Harlequin's ``HarlequinError``: each error carries a short ``title`` (what area failed),
+the ``msg`` (what was wrong) and a ``hint`` (what to do about it). The wizard shows all of them in the
+same error panel, the headless runner prints them in one format and exits non-zero.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+
+class QatError(Exception):
+    """Base error: what went wrong and what to do.
+
+    Args:
+        msg: what was wrong, naming the file/key/value involved.
+        hint: what the user should do next (one sentence), or None.
+        title: the area that failed, shown as the heading of the message.
+    """
+
+    title = "Error"
+
+    def __init__(self, msg: str, hint: Optional[str] = None, title: Optional[str] = None) -> None:
+        super().__init__(msg)
+        self.msg = msg
+        self.hint = hint
+        if title is not None:
+            self.title = title
+
+    def __str__(self) -> str:
+        return self.msg if not self.hint else "%s\n  -> %s" % (self.msg, self.hint)
+
+    def to_dict(self) -> dict:
+        return {"title": self.title, "message": self.msg, "hint": self.hint}
+
+
+class SettingsError(QatError):
+    """A settings file or value is invalid (unknown key, bad value, unreadable TOML)."""
+
+    title = "Settings"
+
+
+class DataError(QatError):
+    """The data set is missing, in an unknown layout, or unreadable."""
+
+    title = "Data"
+
+
+class DeviceError(QatError):
+    """The requested device does not exist on this machine."""
+
+    title = "Device"
+
+
+class CheckpointError(QatError):
+    """A checkpoint a stage needs is missing, damaged, or from another model/backend."""
+
+    title = "Checkpoint"
+
+
+class BackendError(QatError):
+    """The quantization backend is not installed or failed."""
+
+    title = "Backend"
+
+
+class StageError(QatError):
+    """A stage failed for a reason the user can act on."""
+
+    title = "Stage"
+
+
+class RunLockedError(QatError):
+    """Another process is already writing this run directory."""
+
+    title = "Run directory"
+
+
+class Cancelled(Exception):
+    """Raised inside a stage when the user asked to stop; the stage is recorded as cancelled."""

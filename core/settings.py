@@ -1,0 +1,399 @@
+"""Every choice the wizard offers, as one typed, validated settings object.
+
+The settings are a pydantic model with one section per TOML table: ``[run]``, ``[data]``, ``[model]``,
+``[float]``, ``[calib]``, ``[qat]``, ``[qconfig]``, ``[int_infer]``, ``[compile]``. Each field's
+``description`` is its one line of plain help: the wizard shows it under the input, :func:`dumps` writes
+it as the comment above the key, and the exported script reuses it.
+
+Defaults follow Horizon's MobileNetV2 / CIFAR-10 sample (``quick_start.md`` of HorizonRDK/rdk_x3_doc and
+the first-slice issue): float 20 epochs, Adam lr 1e-3, weight decay 2e-4, batch 256; QAT 2 epochs,
+SGD lr 1e-4, weight decay 2e-4; calibration on all training images.
+
+Errors: :func:`load` and :func:`validate` raise :class:`core.errors.SettingsError` naming the key, the
+value and the allowed values (an unknown key lists the keys its table allows).
+
+This module must stay importable on Python 3.8 (Horizon's XJ3/J5 dockers): ``typing`` generics only.
+"""
+import os
+import re
+from typing import Any, Dict, List, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import SettingsError
+
+STAGES = ("float", "calib", "qat", "int_infer", "compile")
+"""The five stages in pipeline order, named as in Horizon's toolchain."""
+
+SETTINGS_FILENAME = "settings.toml"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class RunSettings(_Section):
+    run_dir: str = Field(
+        "runs/mobilenetv2",
+        description="Folder for checkpoints, artifacts, state and logs of this run (relative to the current folder).",
+    )
+    backend: Literal["torch"] = Field(
+        "torch",
+        description="Quantization toolchain: torch = torchao pt2e QAT + AOTInductor, runs anywhere.",
+    )
+    device: str = Field(
+        "auto",
+        description="Where to train: auto (first GPU, else CPU), cpu, cuda or cuda:N. Only devices that exist are accepted.",
+    )
+    seed: int = Field(0, ge=0, description="Random seed for weight init, data order and subsets: same seed, same run.")
+    threads: Optional[int] = Field(
+        None, ge=1, description="CPU threads for torch (unset: torch's default, one per core)."
+    )
+
+    @field_validator("device")
+    @classmethod
+    def _device_form(cls, v: str) -> str:
+        v = v.strip().lower()
+        if not re.fullmatch(r"auto|cpu|cuda|cuda:\d+|mps", v):
+            raise ValueError("must be one of 'auto', 'cpu', 'cuda', 'cuda:N' (N = GPU index), 'mps'")
+        return v
+
+
+class DataSettings(_Section):
+    root: str = Field(
+        "data",
+        description="CIFAR-10 folder: holds cifar-10-batches-py/ (torchvision) or train/ + test/ (or val/) class folders.",
+    )
+    layout: Literal["auto", "cifar-python", "imagefolder"] = Field(
+        "auto", description="Data layout: auto detects cifar-python (pickled batches) or imagefolder (one folder per class)."
+    )
+    download: bool = Field(
+        False, description="Download CIFAR-10 with torchvision when it is missing (needs internet)."
+    )
+    train_images: Optional[int] = Field(
+        None, ge=1, description="Use a random subset of this many training images (unset: all 50,000)."
+    )
+    eval_images: Optional[int] = Field(
+        None, ge=1, description="Evaluate on this many test images (unset: all 10,000)."
+    )
+    batch_size: int = Field(256, ge=1, description="Training batch size (the sample uses 256).")
+    eval_batch_size: int = Field(256, ge=1, description="Batch size for evaluation and calibration.")
+    max_batches: Optional[int] = Field(
+        None, ge=1, description="Stop each training epoch after this many batches (quick trials; unset: no limit)."
+    )
+    augment: Literal["crop_flip", "none"] = Field(
+        "crop_flip", description="Training augmentation: crop_flip = random crop (pad 4) + horizontal flip; none."
+    )
+    num_workers: int = Field(2, ge=0, description="Data loader worker processes (0 loads in the training thread).")
+
+
+class ModelSettings(_Section):
+    arch: Literal["mobilenet_v2"] = Field(
+        "mobilenet_v2", description="Model: torchvision MobileNetV2 with QuantStub/DeQuantStub at input/output."
+    )
+    num_classes: int = Field(10, ge=2, description="Number of classes of the classifier (CIFAR-10: 10).")
+    width_mult: float = Field(
+        1.0, gt=0.0, le=2.0, description="MobileNetV2 width multiplier: channels x this (the sample uses 1.0)."
+    )
+    pretrained: Optional[str] = Field(
+        None, description="Float state_dict (.pt/.pth/.ckpt) to start from (unset: train from scratch)."
+    )
+
+
+class FloatStageSettings(_Section):
+    enabled: bool = Field(True, description="Train the float model (needed unless float-checkpoint.ckpt exists).")
+    epochs: int = Field(20, ge=1, description="Float training epochs; the best top-1 epoch is kept.")
+    optimizer: Literal["adam", "sgd"] = Field("adam", description="Optimizer (the sample uses Adam).")
+    lr: float = Field(1e-3, gt=0.0, description="Learning rate at the start of training.")
+    weight_decay: float = Field(2e-4, ge=0.0, description="L2 weight decay.")
+    momentum: float = Field(0.9, ge=0.0, lt=1.0, description="SGD momentum (ignored by Adam).")
+    lr_schedule: Literal["cosine", "constant"] = Field(
+        "cosine", description="cosine: decay the lr to 0 over all steps; constant: keep it (the sample)."
+    )
+
+
+class CalibStageSettings(_Section):
+    enabled: bool = Field(True, description="Calibrate: observers set the initial scales before QAT.")
+    num_images: Optional[int] = Field(
+        None, ge=1, description="Training images to calibrate on (unset: all of them, as the sample)."
+    )
+
+
+class QatStageSettings(_Section):
+    enabled: bool = Field(True, description="Quantization-aware training from the calibrated (or float) model.")
+    epochs: int = Field(2, ge=1, description="QAT epochs, about 1/10 of the float epochs; the best top-1 epoch is kept.")
+    optimizer: Literal["sgd", "adam"] = Field("sgd", description="Optimizer for QAT fine-tuning.")
+    lr: float = Field(1e-4, gt=0.0, description="QAT learning rate: small, it is a fine-tune.")
+    weight_decay: float = Field(2e-4, ge=0.0, description="L2 weight decay.")
+    momentum: float = Field(0.9, ge=0.0, lt=1.0, description="SGD momentum (ignored by Adam).")
+    lr_schedule: Literal["cosine", "constant"] = Field(
+        "cosine", description="cosine: decay the lr to 0 over all steps; constant: keep it."
+    )
+
+
+class QconfigSettings(_Section):
+    calib_observer: Literal["min_max", "moving_average_min_max", "mse"] = Field(
+        "mse",
+        description="How calibration picks activation ranges: min_max = full range; moving_average_min_max = averaged per batch; mse = clip to minimise quantization error.",
+    )
+    high_precision_output: bool = Field(
+        True,
+        description="Keep the classifier output unquantized (8-bit weights and inputs, float/int32 output) - Horizon's '32bit_out'.",
+    )
+
+
+class IntInferStageSettings(_Section):
+    enabled: bool = Field(True, description="Convert to the integer model and evaluate it on the test set.")
+
+
+class CompileStageSettings(_Section):
+    enabled: bool = Field(True, description="Build the deployable artifact and its check, perf and graph reports.")
+    package: bool = Field(
+        True, description="torch backend: compile an AOTInductor package model.pt2 (a C++ build, about a minute)."
+    )
+    perf_batch_sizes: List[int] = Field(
+        [1, 64], min_length=1, description="Batch sizes at which the perf report measures latency."
+    )
+    perf_iterations: int = Field(20, ge=1, description="Timed runs per measurement (after warm-up runs).")
+    graph_format: Literal["auto", "svg", "text"] = Field(
+        "auto", description="Picture of the quantized graph: svg needs graphviz 'dot'; auto falls back to text."
+    )
+
+    @field_validator("perf_batch_sizes")
+    @classmethod
+    def _positive_batches(cls, v: List[int]) -> List[int]:
+        if any(b < 1 for b in v):
+            raise ValueError("every batch size must be >= 1")
+        return v
+
+
+class Settings(_Section):
+    """All settings of one run; one section per stage plus run/data/model/qconfig."""
+
+    run: RunSettings = Field(default_factory=RunSettings, description="Run directory, backend, device, seed.")
+    data: DataSettings = Field(default_factory=DataSettings, description="Data set location and loading.")
+    model: ModelSettings = Field(default_factory=ModelSettings, description="The float model.")
+    float: FloatStageSettings = Field(default_factory=FloatStageSettings, description="Stage 1: float training.")
+    calib: CalibStageSettings = Field(default_factory=CalibStageSettings, description="Stage 2: calibration.")
+    qat: QatStageSettings = Field(default_factory=QatStageSettings, description="Stage 3: quantization-aware training.")
+    qconfig: QconfigSettings = Field(default_factory=QconfigSettings, description="Quantization choices.")
+    int_infer: IntInferStageSettings = Field(
+        default_factory=IntInferStageSettings, description="Stage 4: integer model inference."
+    )
+    compile: CompileStageSettings = Field(
+        default_factory=CompileStageSettings, description="Stage 5: deployable artifact and reports."
+    )
+
+    def enabled_stages(self) -> List[str]:
+        """The stages this run executes, in pipeline order."""
+        return [s for s in STAGES if getattr(self, s).enabled]
+
+    def run_path(self) -> str:
+        return os.path.abspath(os.path.expanduser(self.run.run_dir))
+
+
+# --------------------------------------------------------------------------------------------- presets
+
+PRESETS: Dict[str, Dict[str, Any]] = {
+    "sample": {},
+    "quick": {
+        "data": {"train_images": 10000, "batch_size": 64, "augment": "none"},
+        "float": {"epochs": 1, "lr": 3e-3},
+        "calib": {"num_images": 2000},
+        "qat": {"epochs": 1},
+    },
+}
+"""Named starting points. ``sample``: Horizon's MobileNetV2 sample defaults (float 20 epochs, QAT 2,
+calibration on all training images). ``quick``: a few-minute trial on CPU - float 1 epoch and QAT 1 epoch
+on 10,000 training images, calibration on 2,000, evaluation on the full 10,000 test images; batch 64 and
+no augmentation so that one short epoch still learns (measured: about 27% top-1 float, int8 within one
+point of it)."""
+
+PRESET_HELP = {
+    "sample": "Horizon's sample: float 20 epochs, QAT 2 epochs, all 50,000 images (hours on CPU).",
+    "quick": "Minutes on CPU: float 1 + QAT 1 epoch on 10,000 images, calib on 2,000, full test set.",
+}
+
+
+def _merge(base: Dict[str, Any], over: Dict[str, Any]) -> Dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def preset(name: str, **overrides: Dict[str, Any]) -> Settings:
+    """Settings of a named preset, with optional per-section overrides.
+
+    Raises:
+        SettingsError: unknown preset name or an invalid override.
+    """
+    if name not in PRESETS:
+        raise SettingsError(
+            "unknown preset %r" % name, hint="choose one of: %s" % ", ".join(sorted(PRESETS))
+        )
+    return validate(_merge(PRESETS[name], dict(overrides)), source="preset %r" % name)
+
+
+# ----------------------------------------------------------------------------------------- validation
+
+def _section_model(loc: tuple) -> Optional[type]:
+    model: Any = Settings
+    for part in loc:
+        field = model.model_fields.get(part) if isinstance(part, str) else None
+        if field is None:
+            return None
+        ann = field.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            model = ann
+        else:
+            return None
+    return model
+
+
+def _describe_error(err: Dict[str, Any]) -> str:
+    loc = tuple(err.get("loc", ()))
+    key = ".".join(str(p) for p in loc) or "(top level)"
+    etype = err.get("type", "")
+    if etype == "extra_forbidden":
+        parent = _section_model(loc[:-1])
+        allowed = sorted(parent.model_fields) if parent is not None else []
+        where = "[%s]" % ".".join(str(p) for p in loc[:-1]) if loc[:-1] else "the top level"
+        return "unknown key %r in %s; allowed keys: %s" % (str(loc[-1]), where, ", ".join(allowed))
+    value = err.get("input")
+    msg = err.get("msg", "invalid value")
+    return "%s = %r: %s" % (key, value, msg[0].lower() + msg[1:] if msg else msg)
+
+
+def validate(data: Dict[str, Any], source: str = "settings") -> Settings:
+    """Build :class:`Settings` from a plain dict (e.g. parsed TOML).
+
+    Raises:
+        SettingsError: one message listing every invalid key/value with what is allowed.
+    """
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as e:
+        lines = [_describe_error(err) for err in e.errors()]
+        raise SettingsError(
+            "%s: %s" % (source, "; ".join(lines)),
+            hint="fix the value(s) named above (see the comments in a settings file written by qat-tui) and try again",
+        ) from None
+
+
+# ---------------------------------------------------------------------------------------------- TOML
+
+def _comment_lines(text: str, width: int = 98) -> List[str]:
+    import textwrap
+
+    return textwrap.wrap(text, width=width) or [""]
+
+
+def dumps(settings: Settings) -> str:
+    """Render settings as TOML with each field's help as a comment above it.
+
+    Unset optional values (None) are written as commented-out keys, since TOML has no null.
+    """
+    import tomlkit
+
+    doc = tomlkit.document()
+    doc.add(tomlkit.comment("qat-tui settings. Run headless: qat-tui run --config <this file>"))
+    doc.add(tomlkit.comment("Relative paths are relative to the folder qat-tui is started from."))
+    for section_name, section_field in Settings.model_fields.items():
+        section = getattr(settings, section_name)
+        table = tomlkit.table()
+        if section_field.description:
+            table.add(tomlkit.comment(section_field.description))
+        for key, field in type(section).model_fields.items():
+            value = getattr(section, key)
+            for line in _comment_lines(field.description or ""):
+                table.add(tomlkit.comment(line))
+            if value is None:
+                table.add(tomlkit.comment("%s = ...  (unset)" % key))
+            else:
+                table.add(key, value)
+        doc.add(tomlkit.nl())
+        doc.add(section_name, table)
+    return tomlkit.dumps(doc)
+
+
+def loads(text: str, source: str = "settings") -> Settings:
+    """Parse TOML text into validated settings.
+
+    Raises:
+        SettingsError: invalid TOML syntax (with line/column) or invalid settings.
+    """
+    import tomlkit
+    from tomlkit.exceptions import ParseError
+
+    try:
+        data = tomlkit.parse(text).unwrap()
+    except ParseError as e:
+        raise SettingsError(
+            "%s is not valid TOML: %s" % (source, e), hint="fix the syntax at the line and column given"
+        ) from None
+    return validate(data, source=source)
+
+
+def load(path: str) -> Settings:
+    """Read a settings TOML file.
+
+    Raises:
+        SettingsError: the file is missing, unreadable, not TOML, or holds invalid settings.
+    """
+    try:
+        with open(path, "r", encoding="utf-8") as f:
+            text = f.read()
+    except FileNotFoundError:
+        raise SettingsError(
+            "settings file %s does not exist" % path,
+            hint="write one with the wizard (its review screen) or start from 'qat-tui preset quick'",
+        ) from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise SettingsError("cannot read settings file %s: %s" % (path, e)) from None
+    return loads(text, source=path)
+
+
+def save(settings: Settings, path: str) -> str:
+    """Write settings as commented TOML, atomically (temp file + rename). Returns the path."""
+    from .io import atomic_write_text
+
+    atomic_write_text(path, dumps(settings))
+    return path
+
+
+def field_help(section: str, key: str) -> str:
+    """The one-line help of ``[section] key``, as shown by the wizard."""
+    model = type(getattr(Settings(), section))
+    return model.model_fields[key].description or ""
+
+
+def field_choices(section: str, key: str) -> Optional[List[str]]:
+    """Allowed values of a Literal field, else None."""
+    import typing
+
+    model = type(getattr(Settings(), section))
+    ann = model.model_fields[key].annotation
+    if typing.get_origin(ann) is Literal:
+        return [str(a) for a in typing.get_args(ann)]
+    return None
+
+
+__all__ = [
+    "STAGES",
+    "SETTINGS_FILENAME",
+    "Settings",
+    "PRESETS",
+    "PRESET_HELP",
+    "preset",
+    "validate",
+    "dumps",
+    "loads",
+    "load",
+    "save",
+    "field_help",
+    "field_choices",
+]

@@ -1,0 +1,453 @@
+"""The five stages, with the semantics of Horizon's MobileNetV2 sample.
+
+=========  ==========================================  =================================================
+stage      loads                                       writes
+=========  ==========================================  =================================================
+float      (optional pretrained state_dict)            float-checkpoint.ckpt (best test top-1 epoch)
+calib      float-checkpoint.ckpt                       calib-checkpoint.ckpt
+qat        calib-checkpoint.ckpt, or the float one     qat-checkpoint.ckpt (best test top-1 epoch)
+           when calib is disabled
+int_infer  qat-checkpoint.ckpt, or calib's when QAT    the integer model (torch: int_model.pt2, an
+           is disabled                                 ExportedProgram; horizon: int_model.pt, TorchScript)
+compile    int_infer's integer model (and the float    model.pt2 / model.hbm, check_report.*, perf.*,
+           checkpoint as the perf baseline)            model.svg
+=========  ==========================================  =================================================
+
+calib and qat both prepare a *fresh copy of the float model* (never the calibrated model), as the
+sample does; qat then loads the calibration state into it. Every stage function takes a
+:class:`StageContext` and returns its metrics; artifacts are recorded through the context.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from .backends.base import FakeQuantState, QuantBackend
+from .engine import LoopContext, calibrate, evaluate, train_one_epoch
+from .errors import CheckpointError, StageError
+from .events import ArtifactWritten, CheckAdvice, EpochEnd, Emit, LogLine
+from .io import file_size, load_checkpoint, save_checkpoint
+from .settings import Settings
+
+CHECKPOINTS = {
+    "float": "float-checkpoint.ckpt",
+    "calib": "calib-checkpoint.ckpt",
+    "qat": "qat-checkpoint.ckpt",
+}
+
+STAGE_SUMMARY = {
+    "float": "Train the float model; keep the best top-1 epoch as float-checkpoint.ckpt.",
+    "calib": "Fresh float copy + calibration qconfig; eval mode, observers on, fake quant off over N images; "
+    "then evaluate with fake quant on; save calib-checkpoint.ckpt.",
+    "qat": "Fresh float copy + QAT qconfig, load the calib state; train with fake quant, validate each epoch "
+    "with observers frozen; keep the best as qat-checkpoint.ckpt.",
+    "int_infer": "Convert to the integer model and evaluate it on the test set.",
+    "compile": "Build the deployable model and its check, perf and graph reports (CPU).",
+}
+
+ARTIFACT_HELP = {
+    "float-checkpoint.ckpt": "Best float model (state_dict + metadata); input of calib, or of qat when calib is off.",
+    "calib-checkpoint.ckpt": "Calibrated fake-quant model: weights + initial scales; input of qat.",
+    "qat-checkpoint.ckpt": "Best QAT model: weights + trained scales; input of int_infer and compile.",
+}
+
+
+class StageContext:
+    """Everything a stage needs: settings, run folder, backend, device, data, and event output.
+
+    Args:
+        settings: the run's settings.
+        backend: the quantization backend instance.
+        device: an existing torch device name (``cpu``, ``cuda:0``); see :func:`core.devices.resolve_device`.
+        emit: event consumer.
+        cancel: set to stop at the next batch.
+        data_factory: builds the :class:`core.data.DataBundle` on first use.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        backend: QuantBackend,
+        device: str,
+        emit: Emit,
+        cancel: threading.Event,
+        data_factory: Callable[[], Any],
+    ) -> None:
+        self.settings = settings
+        self.backend = backend
+        self.device = device
+        self.emit = emit
+        self.cancel = cancel
+        self.run_dir = settings.run_path()
+        self._data_factory = data_factory
+        self._data: Any = None
+        self.stage = ""
+        self.artifacts: Dict[str, Dict[str, Any]] = {}
+
+    @property
+    def data(self) -> Any:
+        if self._data is None:
+            self._data = self._data_factory()
+            self.log(self._data.describe())
+        return self._data
+
+    def begin(self, stage: str) -> None:
+        self.stage = stage
+        self.artifacts = {}
+
+    def loop(self) -> LoopContext:
+        return LoopContext(self.stage, self.emit, self.cancel, self.device)
+
+    def log(self, text: str, level: str = "info") -> None:
+        self.emit(LogLine(stage=self.stage or None, level=level, text=text))
+
+    def path(self, name: str) -> str:
+        return os.path.join(self.run_dir, name)
+
+    def record_artifact(self, name: str, path: str, description: str) -> None:
+        size = file_size(path)
+        self.artifacts[name] = {"path": path, "size": size, "description": description}
+        self.emit(ArtifactWritten(stage=self.stage, name=name, path=path, size=size, description=description))
+
+    def model_meta(self) -> Dict[str, Any]:
+        m = self.settings.model
+        return {"arch": m.arch, "num_classes": m.num_classes, "width_mult": float(m.width_mult)}
+
+    def checkpoint_meta(self, **extra: Any) -> Dict[str, Any]:
+        meta = {"stage": self.stage, "model": self.model_meta(), "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        meta.update(self.backend.signature())
+        meta.update(extra)
+        return meta
+
+    def expect(self) -> Dict[str, Any]:
+        exp = {"model": self.model_meta()}
+        exp.update(self.backend.signature())
+        return exp
+
+
+# ------------------------------------------------------------------------------------ stage inputs
+
+def stage_inputs(settings: Settings, stage: str) -> List[Tuple[str, str]]:
+    """``[(checkpoint file, stage that writes it)]`` that ``stage`` loads with these settings.
+
+    Raises:
+        StageError: int_infer/compile with both calib and qat disabled (nothing to convert).
+    """
+    if stage == "float":
+        return []
+    if stage == "calib":
+        return [(CHECKPOINTS["float"], "float")]
+    if stage == "qat":
+        if settings.calib.enabled:
+            return [(CHECKPOINTS["calib"], "calib")]
+        return [(CHECKPOINTS["float"], "float")]
+    if stage == "compile":
+        return [("int_model", "int_infer")]
+    if stage == "int_infer":
+        if settings.qat.enabled:
+            return [(CHECKPOINTS["qat"], "qat")]
+        if settings.calib.enabled:
+            return [(CHECKPOINTS["calib"], "calib")]
+        raise StageError(
+            "int_infer needs a calibrated or QAT-trained model, but both calib and qat are disabled",
+            hint="enable calib (fast) or qat in the settings",
+        )
+    raise StageError("unknown stage %r" % stage)
+
+
+def input_path(ctx_or_settings: Any, name: str, backend: Optional[QuantBackend] = None) -> str:
+    """Absolute path of an input named by :func:`stage_inputs` (``int_model`` resolves through the
+    int_infer stage's recorded artifact, whose file name depends on the backend)."""
+    settings = ctx_or_settings if isinstance(ctx_or_settings, Settings) else ctx_or_settings.settings
+    run_dir = settings.run_path()
+    if name == "int_model":
+        from .state import RunState
+
+        arts = RunState.load(run_dir).stage("int_infer").get("artifacts", {})
+        for art_name, art in arts.items():
+            if art_name.startswith("int_model"):
+                return art["path"]
+        return os.path.join(run_dir, "int_model (written by int_infer)")
+    return os.path.join(run_dir, name)
+
+
+def check_inputs(settings: Settings, stage: str) -> None:
+    """Raise :class:`CheckpointError` naming the stage to run first when an input is missing."""
+    run_dir = settings.run_path()
+    for name, producer in stage_inputs(settings, stage):
+        if not os.path.exists(input_path(settings, name)):
+            raise CheckpointError(
+                "%s needs %s, which is not in %s" % (stage, name, run_dir),
+                hint="run the %s stage first (qat-tui run --config FILE --stage %s)" % (producer, producer),
+            )
+
+
+# ----------------------------------------------------------------------------------------- helpers
+
+def _seed(settings: Settings, stage: str) -> None:
+    import torch
+
+    torch.manual_seed(settings.run.seed * 100 + ["float", "calib", "qat", "int_infer", "compile"].index(stage))
+
+
+def _cpu_state(model: Any) -> Dict[str, Any]:
+    return {k: v.detach().cpu() for k, v in model.state_dict().items()}
+
+
+def _new_float_model(ctx: StageContext) -> Any:
+    from .models import build_float_model
+
+    m = ctx.settings.model
+    return build_float_model(m.num_classes, m.width_mult, ctx.backend.quant_stubs())
+
+
+def load_float_model(ctx: StageContext) -> Any:
+    """A fresh float model with ``float-checkpoint.ckpt`` loaded (CPU, eval mode)."""
+    model = _new_float_model(ctx)
+    ckpt = load_checkpoint(ctx.path(CHECKPOINTS["float"]), made_by="float", expect=ctx.expect())
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as e:
+        raise CheckpointError(
+            "float-checkpoint.ckpt does not fit the model in the settings: %s" % str(e).splitlines()[0],
+            hint="rerun the float stage, or set [model] to what the checkpoint was trained with",
+        ) from None
+    return model.eval()
+
+
+def restore_prepared(ctx: StageContext) -> Tuple[Any, str]:
+    """Rebuild the prepared model of the last quantization stage (qat, else calib) from its checkpoint.
+
+    Returns:
+        ``(prepared model on CPU, source stage name)``.
+    """
+    (name, producer), = stage_inputs(ctx.settings, "int_infer")
+    ckpt = load_checkpoint(ctx.path(name), made_by=producer, expect=ctx.expect())
+    example = ctx.data.example_batch(8)
+    prepared = ctx.backend.prepare(_new_float_model(ctx).eval(), (example,), producer, ctx.settings.qconfig)
+    try:
+        prepared.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as e:
+        raise CheckpointError(
+            "%s does not fit a model prepared with the current settings: %s" % (name, str(e).splitlines()[0]),
+            hint="rerun the %s stage with these settings" % producer,
+        ) from None
+    ctx.log("loaded %s (from the %s stage)" % (name, producer))
+    return prepared, producer
+
+
+def upstream_source(settings: Settings) -> str:
+    """The stage whose prepared model int_infer converts (qat, else calib)."""
+    return "qat" if settings.qat.enabled else "calib"
+
+
+def _optimizer(params: Any, cfg: Any) -> Any:
+    import torch
+
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+
+
+def _scheduler(optimizer: Any, cfg: Any, total_steps: int) -> Optional[Any]:
+    import torch
+
+    if cfg.lr_schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(total_steps, 1))
+    return None
+
+
+def _train_epochs(
+    ctx: StageContext,
+    model: Any,
+    cfg: Any,
+    set_train: Callable[[], None],
+    set_eval: Callable[[], None],
+    ckpt_name: str,
+) -> Dict[str, Any]:
+    """The float/QAT training loop: train, evaluate each epoch, keep the best top-1 checkpoint."""
+    data = ctx.data
+    s = ctx.settings
+    steps = len(data.train_loader(0))
+    if s.data.max_batches is not None:
+        steps = min(steps, s.data.max_batches)
+    optimizer = _optimizer(model.parameters(), cfg)
+    scheduler = _scheduler(optimizer, cfg, steps * cfg.epochs)
+    best: Dict[str, Any] = {"top1": -1.0}
+    history = []
+    for epoch in range(1, cfg.epochs + 1):
+        lr = optimizer.param_groups[0]["lr"]
+        set_train()
+        tr = train_one_epoch(
+            model, data.train_loader(epoch, pin=ctx.device.startswith("cuda")), optimizer, scheduler,
+            ctx.loop(), epoch, cfg.epochs, s.data.max_batches,
+        )
+        set_eval()
+        ev = evaluate(model, data.eval_loader(), ctx.loop(), epoch, cfg.epochs)
+        is_best = ev["top1"] > best["top1"]
+        if is_best:
+            best = {"top1": ev["top1"], "top5": ev["top5"], "epoch": epoch, "train_loss": tr["loss"]}
+            save_checkpoint(
+                ctx.path(ckpt_name),
+                _cpu_state(model),
+                ctx.checkpoint_meta(epoch=epoch, top1=ev["top1"], top5=ev["top5"]),
+            )
+        history.append({"epoch": epoch, "train_loss": tr["loss"], "top1": ev["top1"], "top5": ev["top5"], "lr": lr})
+        ctx.emit(
+            EpochEnd(
+                stage=ctx.stage, epoch=epoch, epochs=cfg.epochs, train_loss=tr["loss"], top1=ev["top1"],
+                top5=ev["top5"], lr=lr, best=is_best, seconds=tr["seconds"] + ev["seconds"],
+            )
+        )
+        ctx.log(
+            "epoch %d/%d: loss %.3f, top-1 %.2f%%, top-5 %.2f%%, %.0f images/s%s"
+            % (epoch, cfg.epochs, tr["loss"], ev["top1"], ev["top5"], tr["images"] / max(tr["seconds"], 1e-9),
+               " (best, saved)" if is_best else "")
+        )
+    ctx.record_artifact(ckpt_name, ctx.path(ckpt_name), ARTIFACT_HELP[ckpt_name])
+    return {
+        "top1": best["top1"],
+        "top5": best["top5"],
+        "best_epoch": best["epoch"],
+        "epochs": cfg.epochs,
+        "train_loss": best["train_loss"],
+        "history": history,
+    }
+
+
+# ------------------------------------------------------------------------------------------ stages
+
+def run_float(ctx: StageContext) -> Dict[str, Any]:
+    """Stage 1: train the float model; the best top-1 epoch is saved as float-checkpoint.ckpt."""
+    from .models import load_pretrained
+
+    _seed(ctx.settings, "float")
+    model = _new_float_model(ctx)
+    if ctx.settings.model.pretrained:
+        for msg in load_pretrained(model, os.path.expanduser(ctx.settings.model.pretrained)):
+            ctx.log(msg)
+    else:
+        ctx.log("no pretrained weights given: training MobileNetV2 from scratch", "warning")
+    model.to(ctx.device)
+    return _train_epochs(ctx, model, ctx.settings.float, model.train, model.eval, CHECKPOINTS["float"])
+
+
+def run_calib(ctx: StageContext) -> Dict[str, Any]:
+    """Stage 2: calibrate a fresh prepared copy of the float model; save calib-checkpoint.ckpt."""
+    _seed(ctx.settings, "calib")
+    s = ctx.settings
+    float_model = load_float_model(ctx)
+    example = ctx.data.example_batch(8)
+    prepared = ctx.backend.prepare(float_model, (example,), "calib", s.qconfig).to(ctx.device)
+    ctx.backend.set_fake_quant_state(prepared, FakeQuantState.CALIBRATION)
+    loader = ctx.data.calib_loader(s.calib.num_images)
+    ctx.log("calibrating on %d images with the %s observer" % (len(loader.dataset), s.qconfig.calib_observer))
+    cal = calibrate(prepared, loader, ctx.loop())
+    ctx.backend.set_fake_quant_state(prepared, FakeQuantState.VALIDATION)
+    ev = evaluate(prepared, ctx.data.eval_loader(), ctx.loop())
+    save_checkpoint(
+        ctx.path(CHECKPOINTS["calib"]),
+        _cpu_state(prepared),
+        ctx.checkpoint_meta(top1=ev["top1"], top5=ev["top5"], observer=s.qconfig.calib_observer),
+    )
+    ctx.emit(EpochEnd(stage="calib", epoch=1, epochs=1, top1=ev["top1"], top5=ev["top5"], best=True, seconds=ev["seconds"] + cal["seconds"]))
+    ctx.log("calibrated fake-quant model: top-1 %.2f%%, top-5 %.2f%%" % (ev["top1"], ev["top5"]))
+    ctx.record_artifact(CHECKPOINTS["calib"], ctx.path(CHECKPOINTS["calib"]), ARTIFACT_HELP[CHECKPOINTS["calib"]])
+    return {"top1": ev["top1"], "top5": ev["top5"], "calib_images": cal["images"], "observer": s.qconfig.calib_observer}
+
+
+def run_qat(ctx: StageContext) -> Dict[str, Any]:
+    """Stage 3: QAT from the calibration state (or the float weights when calib is off)."""
+    _seed(ctx.settings, "qat")
+    s = ctx.settings
+    float_model = load_float_model(ctx)
+    example = ctx.data.example_batch(8)
+    prepared = ctx.backend.prepare(float_model, (example,), "qat", s.qconfig)
+    if s.calib.enabled:
+        ckpt = load_checkpoint(ctx.path(CHECKPOINTS["calib"]), made_by="calib", expect=ctx.expect())
+        for msg in ctx.backend.load_calib_state(prepared, ckpt["state_dict"]):
+            ctx.log(msg)
+    else:
+        ctx.log("calib is off: QAT starts from the float weights and the first batches set the scales", "warning")
+    prepared.to(ctx.device)
+
+    def set_train() -> None:
+        ctx.backend.set_fake_quant_state(prepared, FakeQuantState.QAT)
+
+    def set_eval() -> None:
+        ctx.backend.set_fake_quant_state(prepared, FakeQuantState.VALIDATION)
+
+    return _train_epochs(ctx, prepared, s.qat, set_train, set_eval, CHECKPOINTS["qat"])
+
+
+def run_int_infer(ctx: StageContext) -> Dict[str, Any]:
+    """Stage 4: convert the last quantization stage's model to the integer model and evaluate it."""
+    _seed(ctx.settings, "int_infer")
+    prepared, source = restore_prepared(ctx)
+    example = ctx.data.example_batch(8)
+    int_model = ctx.backend.convert(prepared, (example,))
+    art = ctx.backend.save_int_model(int_model, (example,), ctx.run_dir)
+    ctx.record_artifact(art.name, art.path, art.description)
+    int_model.to(ctx.device)
+    ev = evaluate(int_model, ctx.data.eval_loader(), ctx.loop())
+    ctx.emit(EpochEnd(stage="int_infer", epoch=1, epochs=1, top1=ev["top1"], top5=ev["top5"], best=True, seconds=ev["seconds"]))
+    ctx.log("integer model (converted from %s): top-1 %.2f%%, top-5 %.2f%%" % (source, ev["top1"], ev["top5"]))
+    return {"top1": ev["top1"], "top5": ev["top5"], "source": source}
+
+
+def run_compile(ctx: StageContext) -> Dict[str, Any]:
+    """Stage 5: the deployable artifact and its check, perf and graph reports, on CPU."""
+    import torch
+
+    _seed(ctx.settings, "compile")
+    path = input_path(ctx, "int_model")
+    int_model = ctx.backend.load_int_model(path)
+    ctx.log("loaded the integer model %s" % os.path.basename(path))
+    example = ctx.data.example_batch(8).cpu()
+    # The fp32 baseline of the perf report: the float model (its weights do not change its latency).
+    if os.path.exists(ctx.path(CHECKPOINTS["float"])):
+        float_model = load_float_model(ctx)
+    else:
+        float_model = _new_float_model(ctx).eval()
+        ctx.log("float-checkpoint.ckpt is missing: the perf baseline uses freshly initialised weights", "warning")
+    source = upstream_source(ctx.settings)
+    result = ctx.backend.compile(int_model, float_model, (example,), ctx.run_dir, ctx.settings.compile, ctx.log)
+    for a in result.artifacts:
+        ctx.record_artifact(a.name, a.path, a.description)
+    metrics: Dict[str, Any] = {"source": source}
+    if result.check is not None:
+        ctx.emit(
+            CheckAdvice(
+                stage="compile",
+                passed=result.check.passed,
+                summary=result.check.summary,
+                items=[i.to_dict() for i in result.check.items],
+            )
+        )
+        metrics["check_passed"] = result.check.passed
+        metrics["check_summary"] = result.check.summary
+    perf = result.perf
+    for row in perf.get("rows", []):
+        key = "latency_ms_%s_bs%d" % ("fp32" if row["model"].startswith("fp32") else "int8", row["batch"])
+        metrics[key] = round(row["latency_ms"], 3)
+    if result.deployable:
+        runner = ctx.backend.load_deployable(result.deployable)
+        if runner is not None:
+            ctx.log("evaluating the deployable model on the test set (CPU)")
+            ev = evaluate(runner, ctx.data.eval_loader(), ctx.loop(), device=torch.device("cpu"))
+            metrics["top1"] = ev["top1"]
+            metrics["top5"] = ev["top5"]
+            ctx.emit(EpochEnd(stage="compile", epoch=1, epochs=1, top1=ev["top1"], top5=ev["top5"], best=True, seconds=ev["seconds"]))
+            ctx.log("deployable model: top-1 %.2f%%, top-5 %.2f%%" % (ev["top1"], ev["top5"]))
+    return metrics
+
+
+STAGE_FUNCTIONS: Dict[str, Callable[[StageContext], Dict[str, Any]]] = {
+    "float": run_float,
+    "calib": run_calib,
+    "qat": run_qat,
+    "int_infer": run_int_infer,
+    "compile": run_compile,
+}

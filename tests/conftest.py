@@ -1,0 +1,122 @@
+"""Shared fixtures: small, learnable CIFAR-10-shaped data in both layouts, and fast settings.
+
+The synthetic images are 32x32 RGB uint8, one colour tint per class plus noise, so that a small
+MobileNetV2 learns them within a few dozen steps: tests can assert that accuracy rises above chance.
+They are written in the two real layouts users have (torchvision's ``cifar-10-batches-py`` pickles and an
+ImageFolder tree), so the same loading code runs as on the real data set. Real CIFAR-10 comes from
+``../shared/data`` (see ``real_cifar10``).
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+from typing import Any, Dict
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED_DATA = os.path.abspath(os.path.join(REPO, "..", "shared", "data"))
+CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+
+def _synthetic(n: int, seed: int):
+    import numpy as np
+
+    rng = np.random.RandomState(seed)
+    labels = rng.randint(0, 10, size=n)
+    palette = np.array(
+        [[230, 40, 40], [40, 230, 40], [40, 40, 230], [230, 230, 40], [230, 40, 230],
+         [40, 230, 230], [140, 70, 20], [20, 70, 140], [250, 250, 250], [10, 10, 10]],
+        dtype=np.float32,
+    )
+    imgs = palette[labels][:, None, None, :] + rng.normal(0, 40, size=(n, 32, 32, 3))
+    # a class-dependent stripe so the task needs spatial features, not only colour
+    for i, lab in enumerate(labels):
+        imgs[i, :, (lab * 3) % 32, :] = 255 - imgs[i, :, (lab * 3) % 32, :]
+    return np.clip(imgs, 0, 255).astype("uint8"), labels.tolist()
+
+
+def write_cifar_python(root: str, n_train: int = 2000, n_test: int = 400, seed: int = 0) -> str:
+    """Write ``root/cifar-10-batches-py`` in torchvision's format (md5 sums differ from the real ones)."""
+    folder = os.path.join(root, "cifar-10-batches-py")
+    os.makedirs(folder, exist_ok=True)
+    train, train_y = _synthetic(n_train, seed)
+    test, test_y = _synthetic(n_test, seed + 1)
+    per = (n_train + 4) // 5
+    for b in range(5):
+        part = slice(b * per, (b + 1) * per)
+        data = train[part].transpose(0, 3, 1, 2).reshape(-1, 3072)
+        with open(os.path.join(folder, "data_batch_%d" % (b + 1)), "wb") as f:
+            pickle.dump({"batch_label": "synthetic %d" % b, "labels": train_y[part], "data": data, "filenames": []}, f)
+    with open(os.path.join(folder, "test_batch"), "wb") as f:
+        pickle.dump({"batch_label": "synthetic test", "labels": test_y, "data": test.transpose(0, 3, 1, 2).reshape(-1, 3072), "filenames": []}, f)
+    with open(os.path.join(folder, "batches.meta"), "wb") as f:
+        pickle.dump({"label_names": CLASSES, "num_cases_per_batch": per, "num_vis": 3072}, f)
+    return root
+
+
+def write_imagefolder(root: str, n_train: int = 600, n_test: int = 200, seed: int = 0, test_dir: str = "test") -> str:
+    """Write ``root/train/<class>/*.png`` and ``root/<test_dir>/<class>/*.png``."""
+    from PIL import Image
+
+    for split, n, s in (("train", n_train, seed), (test_dir, n_test, seed + 1)):
+        imgs, labels = _synthetic(n, s)
+        for c in CLASSES:
+            os.makedirs(os.path.join(root, split, c), exist_ok=True)
+        for i, (img, lab) in enumerate(zip(imgs, labels)):
+            Image.fromarray(img).save(os.path.join(root, split, CLASSES[lab], "%05d.png" % i))
+    return root
+
+
+@pytest.fixture(scope="session")
+def cifar_python_root(tmp_path_factory: Any) -> str:
+    """A synthetic cifar-10-batches-py data set (2,000 train, 400 test images)."""
+    return write_cifar_python(str(tmp_path_factory.mktemp("cifar_py")))
+
+
+@pytest.fixture(scope="session")
+def imagefolder_root(tmp_path_factory: Any) -> str:
+    """A synthetic ImageFolder data set (600 train, 200 test images)."""
+    return write_imagefolder(str(tmp_path_factory.mktemp("cifar_if")))
+
+
+def tiny_settings_dict(data_root: str, run_dir: str, **sections: Dict[str, Any]) -> Dict[str, Any]:
+    """Settings for a fast whole-pipeline run on the synthetic data (about a minute on 2 cores with
+    the AOTInductor package, half of that without). Sections given override the defaults here."""
+    base: Dict[str, Any] = {
+        "run": {"run_dir": run_dir, "threads": 2},
+        "data": {"root": data_root, "train_images": 1024, "eval_images": 256, "batch_size": 32,
+                 "eval_batch_size": 128, "num_workers": 0, "augment": "none"},
+        "model": {"width_mult": 0.25},
+        "float": {"epochs": 1, "lr": 0.003},
+        "calib": {"num_images": 256},
+        "qat": {"epochs": 1},
+        "compile": {"package": False, "perf_batch_sizes": [1, 8], "perf_iterations": 2, "graph_format": "text"},
+    }
+    for name, values in sections.items():
+        base.setdefault(name, {}).update(values)
+    return base
+
+
+@pytest.fixture
+def tiny_settings(cifar_python_root: str, tmp_path: Any):
+    """Factory: ``tiny_settings(**section_overrides)`` -> validated :class:`core.settings.Settings`."""
+    from core.settings import validate
+
+    def make(**sections: Dict[str, Any]):
+        return validate(tiny_settings_dict(cifar_python_root, str(tmp_path / "run"), **sections))
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def real_cifar10(tmp_path_factory: Any) -> str:
+    """The real CIFAR-10 unpacked from ``../shared/data`` (both layouts); skipped when absent."""
+    script = os.path.join(SHARED_DATA, "make_cifar10.py")
+    if not os.path.exists(os.path.join(SHARED_DATA, "cifar10-jpg.tar.xz")):
+        pytest.skip("real CIFAR-10 not available: %s is absent" % SHARED_DATA)
+    cache = os.environ.get("QAT_TUI_CIFAR_CACHE") or str(tmp_path_factory.mktemp("real_cifar"))
+    subprocess.run([sys.executable, script, cache, "--format", "both"], check=True, stdout=subprocess.DEVNULL)
+    return cache
