@@ -96,9 +96,10 @@ def train_one_epoch(
         target = target.to(ctx.device, non_blocking=True)
         logits = model(images)
         loss = F.cross_entropy(logits, target)
-        if not math.isfinite(float(loss)):
+        loss_value = float(loss.detach())
+        if not math.isfinite(loss_value):
             raise FloatingPointError(
-                "%s epoch %d batch %d: loss is %s; lower the learning rate" % (ctx.stage, epoch, i + 1, float(loss))
+                "%s epoch %d batch %d: the loss is %s" % (ctx.stage, epoch, i + 1, loss_value)
             )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -107,7 +108,7 @@ def train_one_epoch(
             scheduler.step()
         n = images.shape[0]
         seen += n
-        loss_sum += float(loss) * n
+        loss_sum += loss_value * n
         with torch.no_grad():
             correct += int((logits.argmax(1) == target).sum())
         if throttle.due(i + 1 == total):

@@ -47,6 +47,13 @@ STAGE_SUMMARY = {
     "compile": "Build the deployable model and its check, perf and graph reports (CPU).",
 }
 
+DIVERGED_HINT = {
+    "float": "lower [float] lr (e.g. by 10x); the last good checkpoint is kept",
+    "qat": "QAT usually diverges when the calibrated scales do not fit the training-mode activations of a "
+    "barely trained float model (BatchNorm statistics not settled): train float longer, lower [qat] lr, "
+    "or run QAT without calib; the last good checkpoint is kept",
+}
+
 ARTIFACT_HELP = {
     "float-checkpoint.ckpt": "Best float model (state_dict + metadata); input of calib, or of qat when calib is off.",
     "calib-checkpoint.ckpt": "Calibrated fake-quant model: weights + initial scales; input of qat.",
@@ -280,10 +287,16 @@ def _train_epochs(
     for epoch in range(1, cfg.epochs + 1):
         lr = optimizer.param_groups[0]["lr"]
         set_train()
-        tr = train_one_epoch(
-            model, data.train_loader(epoch, pin=ctx.device.startswith("cuda")), optimizer, scheduler,
-            ctx.loop(), epoch, cfg.epochs, s.data.max_batches,
-        )
+        try:
+            tr = train_one_epoch(
+                model, data.train_loader(epoch, pin=ctx.device.startswith("cuda")), optimizer, scheduler,
+                ctx.loop(), epoch, cfg.epochs, s.data.max_batches,
+            )
+        except FloatingPointError as e:
+            raise StageError(
+                "%s training diverged: %s" % (ctx.stage, e),
+                hint=DIVERGED_HINT[ctx.stage],
+            ) from None
         set_eval()
         ev = evaluate(model, data.eval_loader(), ctx.loop(), epoch, cfg.epochs)
         is_best = ev["top1"] > best["top1"]

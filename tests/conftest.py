@@ -90,7 +90,7 @@ def tiny_settings_dict(data_root: str, run_dir: str, **sections: Dict[str, Any])
         "data": {"root": data_root, "train_images": 1024, "eval_images": 256, "batch_size": 32,
                  "eval_batch_size": 128, "num_workers": 0, "augment": "none"},
         "model": {"width_mult": 0.25},
-        "float": {"epochs": 1, "lr": 0.003},
+        "float": {"epochs": 3, "lr": 0.003},
         "calib": {"num_images": 256},
         "qat": {"epochs": 1},
         "compile": {"package": False, "perf_batch_sizes": [1, 8], "perf_iterations": 2, "graph_format": "text"},

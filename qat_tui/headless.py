@@ -1,0 +1,206 @@
+"""Headless runner: the same pipeline and events as the wizard, shown with rich progress output.
+
+Prints a line per stage start/finish/skip, a progress bar per loop (train/eval/calib), one line per
+epoch (loss, top-1, top-5, lr), artifacts as they are written, the model-check advice, and at the end
+a table of every stage's top-1 with its drop from float. Returns the process exit code: 0 when every
+requested stage finished or was already done, 1 when a stage failed or was cancelled.
+"""
+from __future__ import annotations
+
+import signal
+import threading
+from typing import Any, Dict, List, Optional
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from core import events as E
+from core.io import human_size
+
+ACC_STAGES = ("float", "calib", "qat", "int_infer", "compile")
+ACC_LABEL = {
+    "float": "float",
+    "calib": "calib (fake quant)",
+    "qat": "qat (fake quant)",
+    "int_infer": "int_infer (integer model)",
+    "compile": "compile (deployable model)",
+}
+
+
+def accuracy_rows(metrics: Dict[str, Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """Per stage with a top-1: ``{"stage", "top1", "top5", "drop"}``, drop = float top-1 - stage top-1
+    in points (positive = worse than float; None when float has no result)."""
+    base = metrics.get("float", {}).get("top1")
+    rows = []
+    for stage in ACC_STAGES:
+        m = metrics.get(stage) or {}
+        if m.get("top1") is None:
+            continue
+        drop = None if base is None or stage == "float" else base - m["top1"]
+        rows.append({"stage": stage, "top1": m["top1"], "top5": m.get("top5"), "drop": drop})
+    return rows
+
+
+class HeadlessConsumer:
+    """Turns pipeline events into rich console output. Call it as the pipeline's ``emit``."""
+
+    def __init__(self, console: Optional[Console] = None) -> None:
+        self.console = console or Console()
+        self.progress = Progress(
+            TextColumn("[bold]{task.fields[stage]:<9}[/] {task.description:<12}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=self.console,
+            transient=True,
+        )
+        self.task: Optional[int] = None
+        self.task_key: Any = None
+        self.metrics: Dict[str, Dict[str, Any]] = {}
+        self.artifacts: Dict[str, Dict[str, Any]] = {}
+        self.failed: Optional[E.StageFailed] = None
+        self.finished: Optional[E.RunFinished] = None
+        self.check: Optional[E.CheckAdvice] = None
+
+    def __enter__(self) -> "HeadlessConsumer":
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.progress.stop()
+
+    def _end_task(self) -> None:
+        if self.task is not None:
+            self.progress.remove_task(self.task)
+            self.task = None
+            self.task_key = None
+
+    def __call__(self, ev: E.Event) -> None:
+        c = self.console
+        if isinstance(ev, E.BatchProgress):
+            key = (ev.stage, ev.phase, ev.epoch)
+            desc = "%s %d/%d" % (ev.phase, ev.epoch, ev.epochs) if ev.phase == "train" else ev.phase
+            rate = "%.0f img/s" % ev.images_per_s + ("  loss %.3f" % ev.loss if ev.loss is not None else "")
+            if key != self.task_key:
+                self._end_task()
+                self.task = self.progress.add_task(desc, total=ev.batches, stage=ev.stage, rate=rate)
+                self.task_key = key
+            self.progress.update(self.task, completed=ev.batch, total=ev.batches, rate=rate)
+        elif isinstance(ev, E.RunStarted):
+            c.print("[bold]qat-tui[/] run in [cyan]%s[/] - backend %s, device %s, stages: %s"
+                    % (escape(ev.run_dir), ev.backend, ev.device, ", ".join(ev.stages)), highlight=False)
+        elif isinstance(ev, E.StageStarted):
+            self._end_task()
+            inputs = " (loads %s)" % ", ".join(ev.inputs) if ev.inputs else ""
+            c.rule("[bold]%s[/]%s" % (ev.stage, inputs))
+        elif isinstance(ev, E.StageSkipped):
+            if ev.metrics or ev.artifacts:
+                self.metrics[ev.stage] = dict(ev.metrics)
+                self.artifacts.update(ev.artifacts)
+                top1 = ev.metrics.get("top1")
+                c.print("[dim]%-9s skipped: %s%s[/]" % (ev.stage, escape(ev.reason), " (top-1 %.2f%%)" % top1 if top1 is not None else ""), highlight=False)
+            else:
+                c.print("[dim]%-9s skipped: %s[/]" % (ev.stage, escape(ev.reason)), highlight=False)
+        elif isinstance(ev, E.EpochEnd):
+            self._end_task()
+            parts = ["%s" % ev.stage]
+            if ev.epochs > 1 or ev.train_loss is not None:
+                parts.append("epoch %d/%d" % (ev.epoch, ev.epochs))
+            if ev.train_loss is not None:
+                parts.append("loss %.3f" % ev.train_loss)
+            parts.append("top-1 [bold]%.2f%%[/]" % ev.top1)
+            parts.append("top-5 %.2f%%" % ev.top5)
+            if ev.lr is not None:
+                parts.append("lr %.2g" % ev.lr)
+            c.print("  " + "  ".join(parts) + ("  [green]best[/]" if ev.best and ev.epochs > 1 else ""), highlight=False)
+        elif isinstance(ev, E.LogLine):
+            style = {"warning": "yellow", "error": "red"}.get(ev.level, "dim")
+            text = ev.text if ev.level != "error" else ev.text.rstrip().splitlines()[-1]
+            c.print("  [%s]%s[/]" % (style, escape(text)), highlight=False, markup=True)
+        elif isinstance(ev, E.ArtifactWritten):
+            self.artifacts[ev.name] = {"path": ev.path, "size": ev.size, "description": ev.description}
+            c.print("  wrote [cyan]%s[/] (%s)" % (escape(ev.name), human_size(ev.size)), highlight=False)
+        elif isinstance(ev, E.CheckAdvice):
+            self.check = ev
+            c.print("  model check: %s" % ("[green]%s[/]" % escape(ev.summary) if ev.passed else "[red]%s[/]" % escape(ev.summary)), highlight=False)
+            for item in ev.items:
+                if item.get("status") in ("int8",) or item.get("suggestion") in ("none", "nothing to do"):
+                    continue
+                c.print(escape("    %-18s %-10s %-22s %s" % (item.get("status"), item.get("op"), item.get("module") or "-", item.get("reason"))), highlight=False)
+                c.print(escape("    %-18s -> %s" % ("", item.get("suggestion"))), highlight=False)
+        elif isinstance(ev, E.StageFinished):
+            self._end_task()
+            self.metrics[ev.stage] = dict(ev.metrics)
+            c.print("[green]%s finished[/] in %.0f s" % (ev.stage, ev.seconds), highlight=False)
+        elif isinstance(ev, E.StageFailed):
+            self._end_task()
+            self.failed = ev
+            color = "yellow" if ev.cancelled else "red"
+            c.print("[bold %s]%s: %s[/]" % (color, escape(ev.title), escape(ev.message)), highlight=False)
+            if ev.hint:
+                c.print("[%s]->[/] %s" % (color, escape(ev.hint)), highlight=False)
+        elif isinstance(ev, E.RunFinished):
+            self._end_task()
+            self.finished = ev
+
+    def summary(self) -> None:
+        c = self.console
+        rows = accuracy_rows(self.metrics)
+        if rows:
+            t = Table(title="Accuracy on the test set", title_justify="left")
+            t.add_column("stage")
+            t.add_column("top-1 %", justify="right")
+            t.add_column("top-5 %", justify="right")
+            t.add_column("vs float (points)", justify="right")
+            for r in rows:
+                t.add_row(ACC_LABEL[r["stage"]], "%.2f" % r["top1"], "%.2f" % r["top5"] if r["top5"] is not None else "-",
+                          "-" if r["drop"] is None else "%+.2f" % -r["drop"])
+            c.print(t)
+        if self.artifacts:
+            t = Table(title="Artifacts", title_justify="left")
+            t.add_column("file")
+            t.add_column("size", justify="right")
+            t.add_column("what it is for")
+            for name, a in self.artifacts.items():
+                t.add_row(name, human_size(a.get("size", 0)), a.get("description", ""))
+            c.print(t)
+        if self.finished is not None:
+            if self.finished.ok:
+                c.print("[bold green]done[/] in %.0f s" % self.finished.seconds, highlight=False)
+            elif self.finished.cancelled:
+                c.print("[bold yellow]cancelled[/] in %s; run the same command again to resume" % self.finished.failed_stage, highlight=False)
+            else:
+                c.print("[bold red]failed[/] in %s" % self.finished.failed_stage, highlight=False)
+
+
+def run_headless(settings: Any, stages: Optional[List[str]] = None, force: bool = False, console: Optional[Console] = None) -> int:
+    """Run the pipeline with rich output in this process; Ctrl+C cancels at the next batch.
+
+    Returns 0 on success, 1 when a stage failed or was cancelled.
+    """
+    from core.pipeline import Pipeline
+
+    cancel = threading.Event()
+    consumer = HeadlessConsumer(console)
+    previous = None
+
+    def on_sigint(_sig: int, _frm: Any) -> None:
+        if cancel.is_set():
+            raise KeyboardInterrupt
+        consumer.console.print("[yellow]cancelling at the next batch (Ctrl+C again to abort now)[/]")
+        cancel.set()
+
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        with consumer:
+            ok = Pipeline(settings, emit=consumer, cancel=cancel).run(stages=stages, force=force)
+        consumer.summary()
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+    return 0 if ok else 1

@@ -1,0 +1,230 @@
+"""The pipeline on small learnable data: all five stages, state and skipping, and every bad input
+the first-slice issue lists (no data, wrong layout, missing device, missing input checkpoint,
+truncated checkpoint, bad settings) - each a clear message, nothing lost."""
+import json
+import os
+import shutil
+import threading
+
+import pytest
+
+from core import events as E
+from core.pipeline import EVENTS_FILENAME, Pipeline
+from core.settings import validate
+from core.state import RunState
+
+from .conftest import tiny_settings_dict
+
+ALL_ARTIFACTS = {
+    "float-checkpoint.ckpt",
+    "calib-checkpoint.ckpt",
+    "qat-checkpoint.ckpt",
+    "int_model.pt2",
+    "check_report.txt",
+    "check_report.json",
+    "perf.html",
+    "perf.json",
+    "model_graph.txt",
+}
+
+
+class Recorder:
+    """Collects events as the wizard/headless consumers receive them."""
+
+    def __init__(self):
+        self.events = []
+
+    def __call__(self, ev):
+        self.events.append(ev)
+
+    def of(self, cls, stage=None):
+        return [e for e in self.events if isinstance(e, cls) and (stage is None or getattr(e, "stage", None) == stage)]
+
+
+def _run(settings, **kw):
+    rec = Recorder()
+    ok = Pipeline(settings, emit=rec).run(**kw)
+    return ok, rec
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, cifar_python_root):
+    """One complete run (all five stages, no AOTInductor package) shared by the tests below."""
+    run_dir = str(tmp_path_factory.mktemp("pipeline") / "run")
+    settings = validate(tiny_settings_dict(cifar_python_root, run_dir))
+    ok, rec = _run(settings)
+    return settings, ok, rec
+
+
+def _copy_run(finished_run, tmp_path, **overrides):
+    settings, _ok, _rec = finished_run
+    run_dir = str(tmp_path / "run")
+    shutil.copytree(settings.run_path(), run_dir)
+    data = settings.model_dump()
+    data["run"]["run_dir"] = run_dir
+    for section, values in overrides.items():
+        data[section].update(values)
+    # state.json records absolute artifact paths: point them at the copy
+    state = RunState.load(run_dir)
+    for rec in state.data["stages"].values():
+        for art in rec.get("artifacts", {}).values():
+            art["path"] = art["path"].replace(settings.run_path(), run_dir)
+    state.save()
+    return validate(data)
+
+
+def test_all_five_stages_run_and_learn(finished_run):
+    settings, ok, rec = finished_run
+    assert ok, [(e.title, e.message) for e in rec.of(E.StageFailed)]
+    assert [e.stage for e in rec.of(E.StageFinished)] == ["float", "calib", "qat", "int_infer", "compile"]
+    written = {e.name for e in rec.of(E.ArtifactWritten)}
+    assert written == ALL_ARTIFACTS
+    for name in written:
+        assert os.path.getsize(os.path.join(settings.run_path(), name)) > 0
+    metrics = {e.stage: e.metrics for e in rec.of(E.StageFinished)}
+    # the synthetic classes are learnable: far above the 10% of chance after one short epoch
+    assert metrics["float"]["top1"] > 30
+    # quantization keeps the accuracy: integer model within a few points of the fake-quant model
+    assert abs(metrics["int_infer"]["top1"] - metrics["qat"]["top1"]) < 5
+    assert metrics["compile"]["check_passed"] is True
+    # each stage says which checkpoint it loads
+    started = {e.stage: e.inputs for e in rec.of(E.StageStarted)}
+    assert started == {
+        "float": [],
+        "calib": ["float-checkpoint.ckpt"],
+        "qat": ["calib-checkpoint.ckpt"],
+        "int_infer": ["qat-checkpoint.ckpt"],
+        "compile": ["int_model.pt2"],
+    }
+    assert rec.of(E.CheckAdvice) and rec.of(E.EpochEnd, "float") and rec.of(E.BatchProgress, "qat")
+    assert isinstance(rec.events[-1], E.RunFinished) and rec.events[-1].ok
+
+
+def test_state_settings_and_event_log_are_written(finished_run):
+    settings, _ok, rec = finished_run
+    state = RunState.load(settings.run_path())
+    assert {s: state.status(s) for s in ("float", "calib", "qat", "int_infer", "compile")} == dict.fromkeys(
+        ("float", "calib", "qat", "int_infer", "compile"), "finished"
+    )
+    assert state.stage("float")["settings"]["float.epochs"] == 3
+    assert os.path.exists(os.path.join(settings.run_path(), "settings.toml"))
+    with open(os.path.join(settings.run_path(), EVENTS_FILENAME)) as f:
+        logged = [E.from_dict(json.loads(line)) for line in f]
+    assert [type(e).__name__ for e in logged] == [type(e).__name__ for e in rec.events]
+    assert all(json.loads(line)["v"] == E.EVENT_VERSION for line in open(os.path.join(settings.run_path(), EVENTS_FILENAME)))
+    leftovers = [n for n in os.listdir(settings.run_path()) if n.endswith(".tmp")]
+    assert not leftovers
+
+
+def test_second_start_skips_finished_stages_and_shows_results(finished_run, tmp_path):
+    settings = _copy_run(finished_run, tmp_path)
+    ok, rec = _run(settings)
+    assert ok and not rec.of(E.StageStarted)
+    skipped = {e.stage: e for e in rec.of(E.StageSkipped)}
+    assert set(skipped) == {"float", "calib", "qat", "int_infer", "compile"}
+    assert skipped["int_infer"].metrics["top1"] == finished_run[2].of(E.StageFinished, "int_infer")[0].metrics["top1"]
+    assert "int_model.pt2" in skipped["int_infer"].artifacts
+    plan = Pipeline(settings).plan()
+    assert [p.action for p in plan] == ["skip"] * 5
+
+
+def test_changed_settings_rerun_only_the_stages_they_affect(finished_run, tmp_path):
+    settings = _copy_run(finished_run, tmp_path, qat={"lr": 5e-5})
+    plan = {p.stage: p for p in Pipeline(settings).plan()}
+    assert plan["float"].action == "skip" and plan["calib"].action == "skip"
+    assert plan["qat"].action == "run" and "qat.lr 0.0001 -> 5e-05" in plan["qat"].reason
+    assert plan["int_infer"].action == "run" and "qat runs again" in plan["int_infer"].reason
+    ok, rec = _run(settings, stages=["float", "calib", "qat", "int_infer"])
+    assert ok
+    assert [e.stage for e in rec.of(E.StageStarted)] == ["qat", "int_infer"]
+    log = " ".join(e.text for e in rec.of(E.LogLine))
+    assert "settings changed: qat.lr" in log and "its input changed: qat ran again" in log
+
+
+def test_missing_input_names_the_stage_to_run_first(tiny_settings):
+    settings = tiny_settings()
+    ok, rec = _run(settings, stages=["qat"])
+    assert not ok
+    (fail,) = rec.of(E.StageFailed)
+    assert fail.stage == "qat" and "calib-checkpoint.ckpt" in fail.message
+    assert fail.hint.startswith("run the calib stage first")
+    ok, rec = _run(settings, stages=["compile"])
+    assert "int_model" in rec.of(E.StageFailed)[0].message and "int_infer stage first" in rec.of(E.StageFailed)[0].hint
+
+
+def test_truncated_checkpoint_is_refused_and_kept(finished_run, tmp_path):
+    settings = _copy_run(finished_run, tmp_path)
+    path = os.path.join(settings.run_path(), "float-checkpoint.ckpt")
+    with open(path, "rb") as f:
+        data = f.read()
+    with open(path, "wb") as f:
+        f.write(data[:1000])
+    ok, rec = _run(settings, stages=["calib"], force=True)
+    assert not ok
+    fail = rec.of(E.StageFailed)[0]
+    assert fail.title == "Checkpoint" and "damaged" in fail.message and "float stage again" in fail.hint
+    # nothing else was touched: the calib checkpoint from before is still there and loadable
+    assert os.path.getsize(path) == 1000
+    assert RunState.load(settings.run_path()).status("calib") == "failed"
+    assert os.path.getsize(os.path.join(settings.run_path(), "calib-checkpoint.ckpt")) > 1000
+
+
+def test_checkpoint_of_another_model_is_refused(finished_run, tmp_path):
+    settings = _copy_run(finished_run, tmp_path, model={"width_mult": 0.5})
+    ok, rec = _run(settings, stages=["calib"], force=True)
+    fail = rec.of(E.StageFailed)[0]
+    assert "width_mult" in fail.message and fail.title == "Checkpoint"
+
+
+def test_device_that_does_not_exist(tiny_settings):
+    ok, rec = _run(tiny_settings(run={"device": "cuda:7"}))
+    assert not ok
+    fail = rec.of(E.StageFailed)[0]
+    assert fail.title == "Device" and "cuda:7" in fail.message and "cpu" in fail.hint
+
+
+def test_no_data_and_wrong_layout(tiny_settings, tmp_path):
+    ok, rec = _run(tiny_settings(data={"root": str(tmp_path / "missing")}))
+    fail = rec.of(E.StageFailed)[0]
+    assert fail.title == "Data" and "cifar-10-batches-py" in fail.message and "--download" in fail.hint
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "readme.txt").write_text("not images")
+    ok, rec = _run(tiny_settings(data={"root": str(tmp_path / "junk")}))
+    assert "it holds: readme.txt" in rec.of(E.StageFailed)[0].message
+
+
+def test_int_infer_without_calib_or_qat_is_explained(tiny_settings):
+    settings = tiny_settings(calib={"enabled": False}, qat={"enabled": False})
+    ok, rec = _run(settings, stages=["int_infer"])
+    fail = rec.of(E.StageFailed)[0]
+    assert "both calib and qat are disabled" in fail.message and "enable calib" in fail.hint
+
+
+def test_cancel_stops_at_the_next_batch_and_is_recorded(tiny_settings):
+    settings = tiny_settings()
+    cancel = threading.Event()
+    rec = Recorder()
+
+    def emit(ev):
+        rec(ev)
+        if isinstance(ev, E.BatchProgress) and ev.stage == "float":
+            cancel.set()
+
+    ok = Pipeline(settings, emit=emit, cancel=cancel).run()
+    assert not ok
+    fail = rec.of(E.StageFailed)[0]
+    assert fail.cancelled and fail.stage == "float"
+    assert rec.events[-1].cancelled
+    assert RunState.load(settings.run_path()).status("float") == "cancelled"
+
+
+def test_qat_without_calib_and_imagefolder_layout(imagefolder_root, tmp_path):
+    settings = validate(
+        tiny_settings_dict(imagefolder_root, str(tmp_path / "run"), calib={"enabled": False},
+                           data={"train_images": 600, "eval_images": 200}, compile={"enabled": False})
+    )
+    ok, rec = _run(settings)
+    assert ok, [(e.title, e.message) for e in rec.of(E.StageFailed)]
+    assert rec.of(E.StageStarted, "qat")[0].inputs == ["float-checkpoint.ckpt"]
+    assert any("calib is off" in e.text for e in rec.of(E.LogLine))
+    assert [e.stage for e in rec.of(E.StageFinished)] == ["float", "qat", "int_infer"]

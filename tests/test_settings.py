@@ -1,0 +1,97 @@
+"""Settings: defaults from Horizon's sample, TOML round trip with help comments, clear errors."""
+import pytest
+
+from core import settings as S
+from core.errors import SettingsError
+
+
+def test_defaults_follow_horizon_sample():
+    s = S.Settings()
+    assert (s.float.epochs, s.float.optimizer, s.float.lr, s.float.weight_decay) == (20, "adam", 1e-3, 2e-4)
+    assert s.data.batch_size == 256
+    assert (s.qat.epochs, s.qat.optimizer, s.qat.lr, s.qat.weight_decay) == (2, "sgd", 1e-4, 2e-4)
+    assert s.calib.num_images is None  # all training images
+    assert s.model.width_mult == 1.0 and s.model.num_classes == 10
+    assert s.enabled_stages() == list(S.STAGES)
+
+
+def test_quick_preset_matches_the_issue():
+    s = S.preset("quick")
+    assert s.float.epochs == 1 and s.qat.epochs == 1
+    assert s.data.train_images == 10000 and s.calib.num_images == 2000
+    assert s.data.eval_images is None  # the full 10,000 test images
+
+
+def test_toml_round_trip_keeps_values_and_writes_help(tmp_path):
+    s = S.preset("quick", data={"root": "/data/中文 路径"}, run={"threads": 3})
+    text = S.dumps(s)
+    assert "# " + S.field_help("float", "epochs") in text
+    assert "# eval_images = ...  (unset)" in text
+    path = tmp_path / "s.toml"
+    S.save(s, str(path))
+    back = S.load(str(path))
+    assert back == s
+    assert back.data.root == "/data/中文 路径"
+    assert back.data.eval_images is None
+
+
+def test_unknown_key_names_key_and_allowed_keys():
+    with pytest.raises(SettingsError) as e:
+        S.loads("[float]\nepochz = 3\n", source="x.toml")
+    msg = str(e.value)
+    assert "x.toml" in msg and "'epochz'" in msg and "[float]" in msg
+    assert "epochs" in msg and "lr_schedule" in msg  # the allowed keys are listed
+
+
+def test_unknown_section_is_reported():
+    with pytest.raises(SettingsError) as e:
+        S.loads("[floats]\nepochs = 3\n")
+    assert "'floats'" in str(e.value) and "qat" in str(e.value)
+
+
+def test_bad_choice_names_allowed_values():
+    with pytest.raises(SettingsError) as e:
+        S.loads('[qconfig]\ncalib_observer = "kl"\n')
+    msg = str(e.value)
+    assert "qconfig.calib_observer" in msg and "'kl'" in msg
+    assert "min_max" in msg and "mse" in msg
+
+
+@pytest.mark.parametrize(
+    "toml, key",
+    [
+        ("[float]\nepochs = 0\n", "float.epochs"),
+        ('[float]\nepochs = "ten"\n', "float.epochs"),
+        ("[data]\nbatch_size = -1\n", "data.batch_size"),
+        ('[run]\ndevice = "gpu2"\n', "run.device"),
+        ("[compile]\nperf_batch_sizes = [0]\n", "compile.perf_batch_sizes"),
+    ],
+)
+def test_bad_values_name_the_key(toml, key):
+    with pytest.raises(SettingsError) as e:
+        S.loads(toml)
+    assert key in str(e.value)
+
+
+def test_syntax_error_and_missing_file(tmp_path):
+    with pytest.raises(SettingsError) as e:
+        S.loads("[float\nepochs = 1\n", source="broken.toml")
+    assert "broken.toml is not valid TOML" in str(e.value)
+    with pytest.raises(SettingsError) as e:
+        S.load(str(tmp_path / "nope.toml"))
+    assert "does not exist" in e.value.msg and e.value.hint
+
+
+def test_unknown_preset():
+    with pytest.raises(SettingsError) as e:
+        S.preset("fast")
+    assert "quick" in e.value.hint
+
+
+def test_field_help_and_choices_for_the_wizard():
+    assert S.field_choices("qconfig", "calib_observer") == ["min_max", "moving_average_min_max", "mse"]
+    assert S.field_choices("float", "epochs") is None
+    for section in ("run", "data", "model", "float", "calib", "qat", "qconfig", "int_infer", "compile"):
+        model = type(getattr(S.Settings(), section))
+        for key in model.model_fields:
+            assert S.field_help(section, key), "%s.%s has no help line" % (section, key)
