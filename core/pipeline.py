@@ -223,8 +223,18 @@ class Pipeline:
 
         Never raises for stage failures: they become :class:`StageFailed` events and a False result.
         """
+        from .runs import RunLock, register_run
+
         t_start = time.time()
         os.makedirs(self.run_dir, exist_ok=True)
+        try:
+            lock = RunLock(self.run_dir).acquire()
+        except QatError as e:
+            # Another process owns this run directory: tell our consumer only, never its event log.
+            self.emit(StageFailed(stage="setup", title=e.title, message=e.msg, hint=e.hint))
+            self.emit(RunFinished(ok=False, failed_stage="setup", seconds=time.time() - t_start))
+            return False
+        register_run(self.run_dir)
         self._log_file = open(os.path.join(self.run_dir, EVENTS_FILENAME), "a", encoding="utf-8")
         ok, failed_stage, cancelled = True, None, False
         try:
@@ -263,6 +273,7 @@ class Pipeline:
             if self._log_file is not None:
                 self._log_file.close()
                 self._log_file = None
+            lock.release()
 
     def _finish(self, ok: bool, failed_stage: Optional[str], cancelled: bool, t_start: float) -> bool:
         self.emit(RunFinished(ok=ok, cancelled=cancelled, seconds=time.time() - t_start, failed_stage=failed_stage))
@@ -304,7 +315,9 @@ class Pipeline:
             self.emit(StageStarted(stage=stage, inputs=inputs, summary=STAGE_SUMMARY[stage]))
             self.emit(LogLine(stage=stage, text="running %s: %s" % (stage, reason)))
             check_inputs(self.settings, stage)
-            state.start(stage, self.fingerprint(state, stage), stage_settings(self.settings, stage))
+            fingerprint = self.fingerprint(state, stage)
+            ctx.begin(stage, fingerprint)
+            state.start(stage, fingerprint, stage_settings(self.settings, stage))
             started = True
             metrics = STAGE_FUNCTIONS[stage](ctx)
         except Cancelled:

@@ -91,6 +91,7 @@ class StageContext:
         self._data_factory = data_factory
         self._data: Any = None
         self.stage = ""
+        self.fingerprint = ""
         self.artifacts: Dict[str, Dict[str, Any]] = {}
 
     @property
@@ -100,8 +101,9 @@ class StageContext:
             self.log(self._data.describe())
         return self._data
 
-    def begin(self, stage: str) -> None:
+    def begin(self, stage: str, fingerprint: str = "") -> None:
         self.stage = stage
+        self.fingerprint = fingerprint
         self.artifacts = {}
 
     def loop(self) -> LoopContext:
@@ -266,6 +268,70 @@ def _scheduler(optimizer: Any, cfg: Any, total_steps: int) -> Optional[Any]:
     return None
 
 
+RESUME_FILE = "%s-last.ckpt"
+"""Per-epoch resume point of a training stage (float-last.ckpt, qat-last.ckpt): model, optimizer,
+scheduler, RNG state, best-so-far and history after the last finished epoch. Deleted when the stage
+finishes."""
+
+
+def _rng_state() -> Dict[str, Any]:
+    import random
+
+    import torch
+
+    state: Dict[str, Any] = {"torch": torch.get_rng_state(), "python": list(random.getstate()[1])}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: Dict[str, Any]) -> None:
+    import random
+
+    import torch
+
+    torch.set_rng_state(state["torch"])
+    py = random.getstate()
+    random.setstate((py[0], tuple(int(v) for v in state["python"]), py[2]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _save_resume_point(ctx: "StageContext", path: str, model: Any, optimizer: Any, scheduler: Any,
+                       epoch: int, best: Dict[str, Any], history: List[Dict[str, Any]]) -> None:
+    payload = {
+        "model": _cpu_state(model),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict() if scheduler is not None else {},
+        "rng": _rng_state(),
+    }
+    save_checkpoint(path, payload, ctx.checkpoint_meta(fingerprint=ctx.fingerprint, epoch=epoch, best=best, history=history))
+
+
+def _load_resume_point(ctx: "StageContext", path: str, model: Any, optimizer: Any, scheduler: Any,
+                       epochs: int) -> Optional[Dict[str, Any]]:
+    """Restore the state after the last finished epoch when ``path`` belongs to this very stage run
+    (same fingerprint: settings and input unchanged); None to start from epoch 1."""
+    if not os.path.exists(path):
+        return None
+    try:
+        ck = load_checkpoint(path, made_by=ctx.stage, expect=ctx.expect(), map_location=ctx.device)
+    except CheckpointError as e:
+        ctx.log("cannot resume from %s (%s): starting %s from epoch 1" % (os.path.basename(path), e.msg, ctx.stage), "warning")
+        return None
+    meta = ck["meta"]
+    if meta.get("fingerprint") != ctx.fingerprint or not 1 <= int(meta.get("epoch", 0)) < epochs:
+        ctx.log("%s is from other settings or inputs: starting %s from epoch 1" % (os.path.basename(path), ctx.stage))
+        return None
+    sd = ck["state_dict"]
+    model.load_state_dict(sd["model"])
+    optimizer.load_state_dict(sd["optimizer"])
+    if scheduler is not None and sd.get("scheduler"):
+        scheduler.load_state_dict(sd["scheduler"])
+    _set_rng_state(sd["rng"])
+    return {"epoch": int(meta["epoch"]), "best": meta["best"], "history": meta["history"]}
+
+
 def _train_epochs(
     ctx: StageContext,
     model: Any,
@@ -283,8 +349,19 @@ def _train_epochs(
     optimizer = _optimizer(model.parameters(), cfg)
     scheduler = _scheduler(optimizer, cfg, steps * cfg.epochs)
     best: Dict[str, Any] = {"top1": -1.0}
-    history = []
-    for epoch in range(1, cfg.epochs + 1):
+    history: List[Dict[str, Any]] = []
+    last_path = ctx.path(RESUME_FILE % ctx.stage)
+    first_epoch = 1
+    resumed = _load_resume_point(ctx, last_path, model, optimizer, scheduler, cfg.epochs)
+    if resumed is not None:
+        best, history = resumed["best"], resumed["history"]
+        first_epoch = resumed["epoch"] + 1
+        ctx.log("resuming %s at epoch %d of %d (epochs 1-%d were finished before the interruption)"
+                % (ctx.stage, first_epoch, cfg.epochs, resumed["epoch"]))
+        for h in history:
+            ctx.emit(EpochEnd(stage=ctx.stage, epoch=h["epoch"], epochs=cfg.epochs, train_loss=h["train_loss"],
+                              top1=h["top1"], top5=h["top5"], lr=h["lr"], best=h["epoch"] == best.get("epoch")))
+    for epoch in range(first_epoch, cfg.epochs + 1):
         lr = optimizer.param_groups[0]["lr"]
         set_train()
         try:
@@ -308,6 +385,8 @@ def _train_epochs(
                 ctx.checkpoint_meta(epoch=epoch, top1=ev["top1"], top5=ev["top5"]),
             )
         history.append({"epoch": epoch, "train_loss": tr["loss"], "top1": ev["top1"], "top5": ev["top5"], "lr": lr})
+        if epoch < cfg.epochs:
+            _save_resume_point(ctx, last_path, model, optimizer, scheduler, epoch, best, history)
         ctx.emit(
             EpochEnd(
                 stage=ctx.stage, epoch=epoch, epochs=cfg.epochs, train_loss=tr["loss"], top1=ev["top1"],
@@ -319,6 +398,8 @@ def _train_epochs(
             % (epoch, cfg.epochs, tr["loss"], ev["top1"], ev["top5"], tr["images"] / max(tr["seconds"], 1e-9),
                " (best, saved)" if is_best else "")
         )
+    if os.path.exists(last_path):
+        os.unlink(last_path)
     ctx.record_artifact(ckpt_name, ctx.path(ckpt_name), ARTIFACT_HELP[ckpt_name])
     return {
         "top1": best["top1"],

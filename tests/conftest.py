@@ -120,3 +120,9 @@ def real_cifar10(tmp_path_factory: Any) -> str:
     cache = os.environ.get("QAT_TUI_CIFAR_CACHE") or str(tmp_path_factory.mktemp("real_cifar"))
     subprocess.run([sys.executable, script, cache, "--format", "both"], check=True, stdout=subprocess.DEVNULL)
     return cache
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_state_dir(tmp_path_factory: Any) -> None:
+    """Keep the run registry (core.runs) of the tests out of the user's own state folder."""
+    os.environ["QAT_TUI_STATE_DIR"] = str(tmp_path_factory.mktemp("qat_tui_state"))

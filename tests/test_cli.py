@@ -1,0 +1,67 @@
+"""The qat-tui command: fast start, presets, headless runs and their exit codes."""
+import os
+import subprocess
+import sys
+
+from core import settings as S
+from core.state import RunState
+from qat_tui.cli import main
+
+from .conftest import tiny_settings_dict
+from .test_pipeline import ALL_ARTIFACTS
+
+
+def test_help_and_app_modules_do_not_import_torch():
+    code = (
+        "import sys, qat_tui.cli, qat_tui.headless, qat_tui.app\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torchvision', 'torchao'))\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+    out = subprocess.run([sys.executable, "-m", "qat_tui", "--help"], check=True, capture_output=True, text=True).stdout
+    assert "qat-tui run --config" in out
+
+
+def test_preset_writes_a_loadable_file(tmp_path, capsys):
+    path = str(tmp_path / "quick.toml")
+    assert main(["preset", "quick", "-o", path, "--data", "/data/cifar", "--run-dir", "runs/q"]) == 0
+    s = S.load(path)
+    assert s.float.epochs == 1 and s.data.root == "/data/cifar" and s.run.run_dir == "runs/q"
+    assert main(["preset", "nope"]) == 2
+    assert "unknown preset" in capsys.readouterr().err
+
+
+def test_run_with_bad_settings_exits_2_naming_the_key(tmp_path, capsys):
+    path = tmp_path / "bad.toml"
+    path.write_text('[qat]\nepochs = 2\nlearning_rate = 0.1\n')
+    assert main(["run", "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "learning_rate" in err and "lr_schedule" in err
+    path.write_text('[run]\nbackend = "tensorrt"\n')
+    assert main(["run", "--config", str(path)]) == 2
+    assert "'torch'" in capsys.readouterr().err
+    assert main(["run", "--config", str(tmp_path / "missing.toml")]) == 2
+
+
+def test_headless_run_gives_all_stages_and_artifacts(cifar_python_root, tmp_path, capsys):
+    settings = S.validate(tiny_settings_dict(cifar_python_root, str(tmp_path / "run")))
+    path = str(tmp_path / "settings.toml")
+    S.save(settings, path)
+    assert main(["run", "--config", path]) == 0
+    out = capsys.readouterr().out
+    assert "Accuracy on the test set" in out and "model check: PASS" in out and "done in" in out
+    state = RunState.load(settings.run_path())
+    assert state.finished_stages() == ["float", "calib", "qat", "int_infer", "compile"]
+    arts = set()
+    for stage in state.finished_stages():
+        arts |= set(state.stage(stage)["artifacts"])
+    assert arts == ALL_ARTIFACTS
+    # again: nothing reruns, results are shown, exit 0
+    assert main(["run", "--config", path]) == 0
+    out = capsys.readouterr().out
+    assert "skipped: already done with these settings" in out and "Accuracy on the test set" in out
+    # one stage whose input is missing in a fresh run directory: exit 1 with the stage to run first
+    assert main(["run", "--config", path, "--stage", "qat", "--run-dir", str(tmp_path / "other")]) == 1
+    out = capsys.readouterr().out
+    assert "run the calib stage first" in out
+    assert os.path.exists(os.path.join(settings.run_path(), "model_graph.txt"))

@@ -1,0 +1,68 @@
+"""End to end on the real CIFAR-10 from ../shared/data (skipped with a reason where it is absent):
+the full-width MobileNetV2 through all five stages on a few hundred images, with the AOTInductor
+package, from the cifar-python layout; and the ImageFolder layout through float and calib."""
+import os
+
+import pytest
+
+from core import events as E
+from core.pipeline import Pipeline
+from core.settings import validate
+
+pytestmark = pytest.mark.slow
+
+
+def _settings(root, run_dir, **over):
+    data = {
+        "run": {"run_dir": run_dir, "threads": 2},
+        "data": {"root": root, "train_images": 640, "eval_images": 500, "batch_size": 32, "eval_batch_size": 250,
+                 "num_workers": 0, "augment": "none"},
+        "model": {},
+        "float": {"epochs": 2, "lr": 0.003},
+        "calib": {"num_images": 256},
+        "qat": {"epochs": 1},
+        "compile": {"package": True, "perf_batch_sizes": [1, 64], "perf_iterations": 3, "graph_format": "auto"},
+    }
+    for k, v in over.items():
+        data.setdefault(k, {}).update(v)
+    return validate(data)
+
+
+def test_real_cifar10_all_stages_with_package(real_cifar10, tmp_path):
+    events = []
+    settings = _settings(os.path.join(real_cifar10, "cifar-10-batches-py"), str(tmp_path / "run"))
+    ok = Pipeline(settings, emit=events.append).run()
+    failed = [(e.title, e.message) for e in events if isinstance(e, E.StageFailed)]
+    assert ok, failed
+    warnings = [e.text for e in events if isinstance(e, E.LogLine) and e.level == "warning"]
+    assert any("md5" in w for w in warnings)  # the rebuilt batches load with a warning
+    metrics = {e.stage: e.metrics for e in events if isinstance(e, E.StageFinished)}
+    assert set(metrics) == {"float", "calib", "qat", "int_infer", "compile"}
+    # the deployable package gives the integer model's accuracy on the same 500 test images
+    assert abs(metrics["compile"]["top1"] - metrics["int_infer"]["top1"]) <= 1.0
+    assert metrics["compile"]["check_passed"]
+    names = {e.name for e in events if isinstance(e, E.ArtifactWritten)}
+    assert {"model.pt2", "int_model.pt2", "perf.html", "check_report.txt"} <= names
+    assert ("model.svg" in names) or ("model_graph.txt" in names)
+    assert metrics["compile"]["latency_ms_int8_bs64"] > 0
+    # int8 weights: the integer model is far smaller than the fp32 float checkpoint
+    sizes = {e.name: e.size for e in events if isinstance(e, E.ArtifactWritten)}
+    assert sizes["int_model.pt2"] < 0.5 * sizes["float-checkpoint.ckpt"]
+
+
+def test_real_cifar10_imagefolder_layout(real_cifar10, tmp_path):
+    events = []
+    settings = _settings(
+        real_cifar10, str(tmp_path / "run"),
+        data={"layout": "imagefolder", "train_images": 256, "eval_images": 256},
+        model={"width_mult": 0.5},
+        float={"epochs": 1},
+        qat={"enabled": False},
+        int_infer={"enabled": False},
+        compile={"enabled": False},
+    )
+    ok = Pipeline(settings, emit=events.append).run()
+    assert ok, [(e.title, e.message) for e in events if isinstance(e, E.StageFailed)]
+    logs = " ".join(e.text for e in events if isinstance(e, E.LogLine))
+    assert "imagefolder in" in logs and "256 train images (of 50000)" in logs
+    assert [e.stage for e in events if isinstance(e, E.StageFinished)] == ["float", "calib"]
