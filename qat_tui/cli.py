@@ -4,6 +4,11 @@
     qat-tui --config FILE                   open the wizard with these settings
     qat-tui run --config FILE [--stage S]   run headless with rich progress; exit 1 when a stage fails
     qat-tui preset NAME [-o FILE]           write a preset's settings file (quick, sample)
+    qat-tui run --config FILE --detach      start the run in the background (survives logout)
+    qat-tui status [RUN_DIR]                runs and their stages, headless
+    qat-tui attach [RUN_DIR]                follow a run (running or finished) in the wizard
+    qat-tui resume RUN_DIR                  continue a stopped run where it stopped
+    qat-tui export RUN_DIR -o FILE          the run's settings as a standalone Python script
 
 Nothing here imports torch or Textual at module level, so ``qat-tui --help`` answers at once.
 """
@@ -22,6 +27,9 @@ examples:
   qat-tui run --config quick.toml           the same run without the wizard
   qat-tui run --config runs/x/settings.toml --stage qat
                                             (re)run one stage; its input checkpoint must exist
+  qat-tui run --config quick.toml --detach  keep training after the SSH session ends
+  qat-tui attach                            watch the most recent run
+  qat-tui export runs/x -o qat_x.py         python qat_x.py --stage float (no wizard needed)
 """
 
 
@@ -46,6 +54,27 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--download", action="store_true", help="download CIFAR-10 with torchvision when it is missing")
     r.add_argument("--device", metavar="DEV", help="override [run] device: auto, cpu, cuda, cuda:N")
     r.add_argument("--run-dir", metavar="DIR", help="override [run] run_dir")
+    r.add_argument("--detach", action="store_true",
+                   help="run in a background process (new session: survives a closed terminal); follow it with attach")
+
+    st = sub.add_parser("status", help="list runs and their stages", description="Runs known to qat-tui (or RUN_DIR) and their stages.")
+    st.add_argument("run_dir", nargs="?", metavar="RUN_DIR")
+
+    at = sub.add_parser("attach", help="follow a run in the wizard",
+                        description="Open the run screen of a run: rebuilt from its event log, then following it live.")
+    at.add_argument("run_dir", nargs="?", metavar="RUN_DIR", help="default: the most recent run")
+
+    rs = sub.add_parser("resume", help="continue a stopped run",
+                        description="Finished stages are kept; an interrupted float or qat stage continues from its last "
+                        "finished epoch; calib restarts. Starts the run in the background and attaches.")
+    rs.add_argument("run_dir", metavar="RUN_DIR")
+    rs.add_argument("--headless", action="store_true", help="run in this terminal with rich output instead")
+
+    ex = sub.add_parser("export", help="write the run's settings as a standalone script",
+                        description="Write one commented Python script with the run's settings baked in "
+                        "(python FILE --stage float|calib|qat|int_infer|compile) and the settings TOML beside it.")
+    ex.add_argument("run_dir", metavar="RUN_DIR", help="a run directory (holds settings.toml) or a settings TOML file")
+    ex.add_argument("-o", "--output", metavar="FILE", required=True, help="script to write, e.g. qat_mobilenetv2.py")
 
     pr = sub.add_parser("preset", help="write a preset's settings file",
                         description="Write the settings of a preset as a commented TOML file.")
@@ -90,9 +119,133 @@ def _cmd_run(args: argparse.Namespace) -> int:
     except QatError as e:
         _print_error(e)
         return 2
+    if args.detach:
+        return _detach(settings, stages=args.stage, force=args.force)
     from .headless import run_headless
 
     return run_headless(settings, stages=args.stage, force=args.force)
+
+
+def _detach(settings, stages=None, force=False) -> int:
+    import os
+
+    from core import settings as S
+    from core.worker import start_detached
+
+    run_dir = settings.run_path()
+    os.makedirs(run_dir, exist_ok=True)
+    S.save(settings, os.path.join(run_dir, S.SETTINGS_FILENAME))
+    pid, _offset = start_detached(run_dir, stages=stages, force=force)
+    print("started pid %d in the background; follow it: qat-tui attach %s   stop it: qat-tui attach, then c" % (pid, run_dir))
+    return 0
+
+
+def _settings_of(run_dir_or_file: str):
+    import os
+
+    from core import settings as S
+    from core.errors import SettingsError
+
+    path = run_dir_or_file
+    if not os.path.exists(path):
+        raise SettingsError(
+            "%s does not exist" % path,
+            hint="give a run directory (it holds settings.toml) or a settings TOML file",
+        )
+    if os.path.isdir(path):
+        path = os.path.join(path, S.SETTINGS_FILENAME)
+    return S.load(path)
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from core.runs import list_runs
+
+    runs = list_runs([args.run_dir] if args.run_dir else None)
+    if args.run_dir:
+        import os
+
+        runs = [r for r in runs if r.run_dir == os.path.abspath(args.run_dir)]
+    console = Console()
+    if not runs:
+        console.print("no runs found%s" % (" in %s" % args.run_dir if args.run_dir else " (start one with qat-tui)"))
+        return 1 if args.run_dir else 0
+    t = Table(title="qat-tui runs", title_justify="left")
+    t.add_column("run directory", overflow="fold")
+    t.add_column("state")
+    for stage in STAGES:
+        t.add_column(stage)
+    for r in runs:
+        cells = []
+        for stage in STAGES:
+            rec = r.stages.get(stage)
+            if not rec:
+                cells.append("-")
+            else:
+                top1 = rec.get("top1")
+                cells.append("%s%s" % (rec.get("status"), " %.1f%%" % top1 if isinstance(top1, (int, float)) else ""))
+        t.add_row(r.run_dir, "running (pid %s)" % r.pid if r.running else "idle", *cells)
+    console.print(t)
+    return 0
+
+
+def _cmd_attach(args: argparse.Namespace) -> int:
+    import os
+
+    from core.errors import QatError
+    from core.runs import list_runs
+
+    run_dir = args.run_dir
+    if not run_dir:
+        runs = list_runs()
+        if not runs:
+            _print_error(QatError("no runs to attach to", hint="start one with qat-tui, or name a run directory"))
+            return 2
+        run_dir = runs[0].run_dir
+    run_dir = os.path.abspath(run_dir)
+    if not os.path.exists(os.path.join(run_dir, "events.jsonl")):
+        _print_error(QatError("%s has no event log (events.jsonl): not a qat-tui run directory" % run_dir))
+        return 2
+    from .app import QatApp
+
+    try:
+        settings = _settings_of(run_dir)
+    except QatError:
+        settings = None
+    return int(QatApp(settings=settings, attach=run_dir).run() or 0)
+
+
+def _cmd_resume(args: argparse.Namespace) -> int:
+    from core.errors import QatError
+
+    try:
+        settings = _settings_of(args.run_dir)
+    except QatError as e:
+        _print_error(e)
+        return 2
+    if args.headless:
+        from .headless import run_headless
+
+        return run_headless(settings)
+    from .app import QatApp
+
+    return int(QatApp(settings=settings, resume=settings.run_path()).run() or 0)
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from core.errors import QatError
+    from core.export import export_script
+
+    try:
+        settings = _settings_of(args.run_dir)
+        script, toml = export_script(settings, args.output)
+    except QatError as e:
+        _print_error(e)
+        return 2
+    print("wrote %s and %s\nrun it stage by stage: python %s --stage float" % (script, toml, script))
+    return 0
 
 
 def _cmd_preset(args: argparse.Namespace) -> int:
@@ -145,6 +298,14 @@ def main(argv: Optional[List[str]] = None) -> int:
             return _cmd_run(args)
         if args.command == "preset":
             return _cmd_preset(args)
+        if args.command == "status":
+            return _cmd_status(args)
+        if args.command == "attach":
+            return _cmd_attach(args)
+        if args.command == "resume":
+            return _cmd_resume(args)
+        if args.command == "export":
+            return _cmd_export(args)
         return _cmd_wizard(args)
     except KeyboardInterrupt:
         return 130

@@ -1,0 +1,68 @@
+"""Export the chosen settings as one standalone, commented Python script (and the settings TOML).
+
+The script uses the chosen backend's API directly and only public packages - torch/torchvision/torchao
+for the torch backend, horizon_plugin_pytorch/hbdk as Horizon's sample does for the horizon backend - and
+runs stage by stage: ``python FILE --stage float|calib|qat|int_infer|compile``.
+
+Values from the settings enter the script only as Python literals (``pprint.pformat`` of plain data:
+``repr`` of every string), so a path with quotes, spaces, newlines or Chinese characters can neither
+break the script nor inject code. The generated text is compiled before it is written.
+"""
+from __future__ import annotations
+
+import os
+import pprint
+import stat
+from typing import Tuple
+
+from .errors import QatError
+from .io import atomic_write_text
+from .settings import Settings, save
+
+TEMPLATES = {
+    "torch": "export_torch.py.txt",
+    "horizon": "export_horizon.py.txt",
+}
+MARKER = "{{SETTINGS}}"
+
+
+def render_script(settings: Settings) -> str:
+    """The script text for ``settings`` (its backend's template with the settings baked in).
+
+    Raises:
+        QatError: no template for the backend, or the rendered text does not compile (a bug).
+    """
+    name = TEMPLATES.get(settings.run.backend)
+    if name is None:
+        raise QatError("no script template for backend %r" % settings.run.backend, title="Export")
+    here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates", name)
+    with open(here, "r", encoding="utf-8") as f:
+        template = f.read()
+    if template.count(MARKER) != 1:
+        raise QatError("template %s must hold %s exactly once" % (name, MARKER), title="Export")
+    data = settings.model_dump(mode="python")
+    data["run"]["run_dir"] = settings.run_path()
+    literal = pprint.pformat(data, width=100, sort_dicts=False)
+    text = template.replace(MARKER, literal)
+    try:
+        compile(text, "<exported script>", "exec")
+    except SyntaxError as e:  # pragma: no cover - guards the templates
+        raise QatError("the exported script does not compile: %s" % e, title="Export") from None
+    return text
+
+
+def export_script(settings: Settings, path: str) -> Tuple[str, str]:
+    """Write the script to ``path`` (executable) and the settings TOML beside it (``<stem>.toml``).
+
+    Returns:
+        ``(script path, toml path)``, both absolute.
+    """
+    path = os.path.abspath(os.path.expanduser(path))
+    text = render_script(settings)
+    folder = os.path.dirname(path)
+    os.makedirs(folder, exist_ok=True)
+    atomic_write_text(path, text)
+    os.chmod(path, os.stat(path).st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    toml_path = os.path.splitext(path)[0] + ".toml"
+    save(settings, toml_path)
+    return path, toml_path

@@ -1,0 +1,80 @@
+"""Export as script: a standalone script with the settings baked in as literals, which reproduces the
+wizard's run stage by stage."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from core import events as E
+from core import settings as S
+from core.export import export_script, render_script
+from core.pipeline import Pipeline
+from qat_tui.cli import main
+
+
+def test_hostile_values_stay_literals(tmp_path):
+    evil = 'a"; import os; os.system("touch %s")  # \n\'\'\' 中文 目录 with spaces' % (tmp_path / "pwned")
+    s = S.preset("quick", data={"root": evil}, run={"run_dir": str(tmp_path / "运行 dir")})
+    script, toml = export_script(s, str(tmp_path / "out" / "qat_script.py"))
+    out = subprocess.run([sys.executable, script, "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "--stage" in out.stdout
+    assert not (tmp_path / "pwned").exists()
+    # the value survives exactly, and the TOML beside the script holds the same settings
+    probe = "import runpy, json; g = runpy.run_path(%r); print(json.dumps(g['SETTINGS']['data']['root']))" % script
+    got = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert json.loads(got) == evil
+    assert S.load(toml) == s
+    assert os.access(script, os.X_OK)
+
+
+def test_cli_export_from_a_run_directory(tmp_path, capsys):
+    s = S.preset("quick", run={"run_dir": str(tmp_path / "run")})
+    os.makedirs(s.run_path())
+    S.save(s, os.path.join(s.run_path(), "settings.toml"))
+    out = str(tmp_path / "exported.py")
+    assert main(["export", s.run_path(), "-o", out]) == 0
+    assert os.path.exists(out) and os.path.exists(str(tmp_path / "exported.toml"))
+    assert "SETTINGS = {" in open(out).read()
+    assert main(["export", str(tmp_path / "nothing-here"), "-o", out]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "nothing-here does not exist" in err and "settings.toml" in err
+
+
+@pytest.mark.slow
+def test_exported_torch_script_reproduces_the_pipeline(real_cifar10, tmp_path):
+    common = {
+        "run": {"threads": 2, "seed": 3},
+        "data": {"root": os.path.join(real_cifar10, "cifar-10-batches-py"), "train_images": 768, "eval_images": 400,
+                 "batch_size": 32, "eval_batch_size": 200, "num_workers": 0, "augment": "crop_flip"},
+        "model": {"width_mult": 0.5},
+        "float": {"epochs": 2, "lr": 0.003},
+        "calib": {"num_images": 256},
+        "qat": {"epochs": 1},
+        "compile": {"package": False, "perf_batch_sizes": [1], "perf_iterations": 1, "graph_format": "text"},
+    }
+    wizard = S.validate(dict(common, run=dict(common["run"], run_dir=str(tmp_path / "wizard"))))
+    events = []
+    assert Pipeline(wizard, emit=events.append).run(), [e.message for e in events if isinstance(e, E.StageFailed)]
+    engine = {e.stage: e.metrics for e in events if isinstance(e, E.StageFinished)}
+
+    scripted = S.validate(dict(common, run=dict(common["run"], run_dir=str(tmp_path / "script"))))
+    script, _toml = export_script(scripted, str(tmp_path / "qat_mobilenetv2.py"))
+    for stage in ("float", "calib", "qat", "int_infer", "compile"):
+        proc = subprocess.run([sys.executable, script, "--stage", stage], capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    with open(os.path.join(scripted.run_path(), "metrics.json")) as f:
+        metrics = json.load(f)
+    for stage in ("float", "calib", "qat", "int_infer"):
+        assert abs(metrics[stage]["top1"] - engine[stage]["top1"]) <= 0.5, (stage, metrics[stage], engine[stage])
+    assert abs(metrics["compile"]["top1"] - metrics["int_infer"]["top1"]) <= 1.0
+    assert os.path.getsize(os.path.join(scripted.run_path(), "model.pt2")) > 0
+
+
+def test_render_refuses_unknown_backend():
+    s = S.Settings()
+    object.__setattr__(s.run, "backend", "tensorrt")
+    with pytest.raises(Exception) as e:
+        render_script(s)
+    assert "tensorrt" in str(e.value)
