@@ -100,7 +100,7 @@ def detect_layout(root: str, layout: str = "auto") -> DataLayout:
     wanted = "either layout" if layout == "auto" else "the %s layout" % layout
     present = sorted(os.listdir(root))[:8]
     raise DataError(
-        "no CIFAR-10 data in %s layout found in %s (it holds: %s).\n%s"
+        "no CIFAR-10 data in %s found in %s (it holds: %s).\n%s"
         % (wanted, root, ", ".join(present) if present else "nothing", LAYOUT_HELP),
         hint=MISSING_HINT,
     )

@@ -1,0 +1,146 @@
+"""The frame shared by the six wizard steps: breadcrumb, a scrolling form, Back/Next, footer.
+
+A step lists its :class:`~qat_tui.widgets.SettingField` widgets in :meth:`WizardStep.compose_form`;
+leaving forward validates every field (inline errors, focus on the first bad one) and stores the values
+in ``app.values``; leaving backward stores the valid ones only.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable, List, Optional
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import Screen
+from textual.widget import Widget
+from textual.widgets import Button, Footer, Input, Static
+
+from ..widgets.fields import SettingField
+
+
+def breadcrumb(current: int, names: Optional[List[str]] = None) -> Text:
+    """``qat-tui | 1 Data > 2 Backend > ...`` with the current step highlighted (-1: none, e.g. Run)."""
+    from ..app import STEP_NAMES
+
+    names = names or STEP_NAMES
+    t = Text(" qat-tui ", style="bold")
+    t.append("| ", style="dim")
+    for i, name in enumerate(names):
+        if i:
+            t.append(" > ", style="dim")
+        label = "%d %s" % (i + 1, name) if len(names) > 1 else name
+        if i == current:
+            t.append(" %s " % label, style="bold reverse")
+        elif i < current:
+            t.append(label)
+        else:
+            t.append(label, style="dim")
+    return t
+
+
+class WizardStep(Screen):
+    """Base class of a wizard step. Subclasses set ``STEP`` (0-based) and ``HEADING``."""
+
+    STEP = 0
+    HEADING = ""
+    INTRO = ""
+    NEXT_LABEL = "Next >"
+
+    BINDINGS = [
+        Binding("ctrl+n", "next", "Next"),
+        Binding("escape", "back", "Back"),
+        Binding("n", "next", "Next", show=False),
+        Binding("ctrl+b", "back", "Back", show=False),
+        Binding("b", "back", "Back", show=False),
+    ]
+
+    def compose(self) -> ComposeResult:
+        yield Static(breadcrumb(self.STEP), id="breadcrumb")
+        with VerticalScroll(id="form"):
+            yield Static(Text(self.HEADING, style="bold"), classes="step-heading")
+            if self.INTRO:
+                yield Static(self.INTRO, classes="step-intro")
+            yield from self.compose_form()
+        with Horizontal(id="nav"):
+            yield Button("< Back", id="nav-back", compact=True)
+            yield Static("", id="nav-status")
+            yield Button(self.NEXT_LABEL, id="nav-next", compact=True, variant="primary")
+        yield Footer()
+
+    def compose_form(self) -> Iterable[Widget]:
+        return []
+
+    # ------------------------------------------------------------------------------- fields
+    @property
+    def values(self) -> Any:
+        return self.app.values  # type: ignore[attr-defined]
+
+    def field(self, section: str, key: str, **kw: Any) -> SettingField:
+        """A :class:`SettingField` pre-filled from the app's values."""
+        return SettingField(section, key, self.values[section][key], **kw)
+
+    def fields(self) -> List[SettingField]:
+        return list(self.query(SettingField))
+
+    def get_field(self, section: str, key: str) -> SettingField:
+        return self.query_one("#field-%s-%s" % (section, key), SettingField)
+
+    def commit(self, strict: bool = True) -> bool:
+        """Validate every field and store the valid values; False (and focus the first bad field)
+        when ``strict`` and something is invalid or :meth:`extra_check` refuses."""
+        bad: List[SettingField] = []
+        for f in self.fields():
+            err, value = f.check()
+            if err:
+                bad.append(f)
+            else:
+                self.values[f.section][f.key] = value
+        if not strict:
+            return True
+        if bad:
+            bad[0].control.focus()
+            self.set_status("Fix %d value(s) marked in red (%s)." % (len(bad), ", ".join("%s.%s" % (f.section, f.key) for f in bad)))
+            return False
+        problem = self.extra_check()
+        if problem:
+            self.set_status(problem)
+            return False
+        self.set_status("")
+        return True
+
+    def on_setting_field_changed(self, event: SettingField.Changed) -> None:
+        # Clear "fix the values marked in red" once none is left.
+        if not any(f.field_error_text for f in self.fields()):
+            status = self.query_one("#nav-status", Static)
+            if "marked in red" in str(getattr(status.content, "plain", status.content)):
+                self.set_status("")
+
+    def extra_check(self) -> Optional[str]:
+        """Step-specific check before going on: a message to show (and stay), or None."""
+        return None
+
+    def set_status(self, text: str) -> None:
+        self.query_one("#nav-status", Static).update(Text(text, style="bold red") if text else "")
+
+    # ------------------------------------------------------------------------------ actions
+    def action_next(self) -> None:
+        if self.commit():
+            self.app.goto_next(self.STEP)  # type: ignore[attr-defined]
+
+    def action_back(self) -> None:
+        self.commit(strict=False)
+        self.app.goto_back(self.STEP)  # type: ignore[attr-defined]
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "nav-next":
+            event.stop()
+            self.action_next()
+        elif event.button.id == "nav-back":
+            event.stop()
+            self.action_back()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        # Enter in a text box moves on to the next input, like Tab.
+        event.stop()
+        self.focus_next()

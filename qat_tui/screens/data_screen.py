@@ -1,0 +1,152 @@
+"""Step 1: preset, data folder (checked with ``detect_layout`` as you type), subset sizes, run folder."""
+from __future__ import annotations
+
+import os
+from typing import Any, Iterable, Optional
+
+from rich.text import Text
+from textual import on
+from textual.containers import Horizontal, Vertical
+from textual.widget import Widget
+from textual.widgets import Label, Select, Static
+
+from core.errors import QatError
+from core.settings import PRESET_HELP, PRESETS
+
+from ..widgets.fields import SettingField
+from .base import WizardStep
+
+
+def data_status(root: str, layout: str, download: bool) -> "tuple[bool, Text]":
+    """``(ok, message)`` for the data folder: what was found, or the DataError message and hint."""
+    from core.data import detect_layout
+
+    try:
+        found = detect_layout(root, layout)
+    except QatError as e:
+        t = Text()
+        if download:
+            t.append("download is on: CIFAR-10 will be fetched with torchvision when the run starts.\n", style="bold yellow")
+        t.append(e.msg + "\n", style="red")
+        if e.hint:
+            t.append("-> " + e.hint, style="yellow")
+        return False, t
+    t = Text("found %s data in %s" % (found.layout, found.root), style="green")
+    if found.test_dir:
+        t.append(" (test split: %s/)" % found.test_dir, style="green")
+    return True, t
+
+
+def run_dir_status(run_dir: str) -> Text:
+    """What is already in the run folder (a previous run's finished stages are skipped when unchanged)."""
+    from core.state import RunState
+
+    path = os.path.abspath(os.path.expanduser(run_dir))
+    if not os.path.exists(path):
+        return Text("new run folder %s (made when the run starts)" % path, style="dim")
+    if not os.path.isdir(path):
+        return Text("%s exists and is not a folder" % path, style="red")
+    try:
+        state = RunState.load(path)
+    except QatError as e:
+        return Text("%s\n-> %s" % (e.msg, e.hint or ""), style="red")
+    stages = state.data.get("stages", {})
+    if not stages:
+        return Text("folder %s exists; no previous run in it" % path, style="dim")
+    parts = ["%s %s" % (s, rec.get("status", "?")) for s, rec in stages.items()]
+    return Text(
+        "previous run in %s: %s. Stages finished with the same settings are skipped (see Review)."
+        % (path, ", ".join(parts)),
+        style="cyan",
+    )
+
+
+class DataScreen(WizardStep):
+    """Preset, data set location and loading, run folder."""
+
+    STEP = 0
+    HEADING = "Step 1 of 6 - Data and run directory"
+
+    def compose_form(self) -> Iterable[Widget]:
+        app: Any = self.app
+        options = [(name, name) for name in PRESETS]
+        if app.preset_name not in PRESETS:
+            options.append(("custom (your settings)", "custom"))
+        with Vertical(classes="field", id="field-preset"):
+            with Horizontal(classes="field-row"):
+                yield Label("preset", classes="field-label")
+                yield Select(options, value=app.preset_name, allow_blank=False, id="preset", compact=True)
+            yield Static(self.preset_help(app.preset_name), classes="field-help", id="preset-help")
+        yield self.field("data", "root")
+        yield self.field("data", "layout")
+        yield self.field("data", "download")
+        yield Static("", id="data-status")
+        yield self.field("data", "train_images")
+        yield self.field("data", "eval_images")
+        yield self.field("data", "batch_size")
+        yield self.field("run", "run_dir")
+        yield Static("", id="run-status")
+
+    def on_mount(self) -> None:
+        self.refresh_data_status()
+        self.refresh_run_status()
+        self.get_field("data", "root").control.focus()
+
+    # --------------------------------------------------------------------------------- checks
+    def _data_inputs(self) -> "tuple[str, str, bool]":
+        return (
+            self.get_field("data", "root").raw() or "",
+            self.get_field("data", "layout").raw(),
+            bool(self.get_field("data", "download").raw()),
+        )
+
+    def refresh_data_status(self) -> bool:
+        ok, text = data_status(*self._data_inputs())
+        self.query_one("#data-status", Static).update(text)
+        self.data_ok = ok
+        return ok
+
+    def refresh_run_status(self) -> None:
+        self.query_one("#run-status", Static).update(run_dir_status(self.get_field("run", "run_dir").raw() or "."))
+
+    def on_setting_field_changed(self, event: SettingField.Changed) -> None:
+        f = event.field
+        if f.section == "data" and f.key in ("root", "layout", "download"):
+            self.refresh_data_status()
+        elif f.section == "run" and f.key == "run_dir":
+            self.refresh_run_status()
+
+    def extra_check(self) -> Optional[str]:
+        root, layout, download = self._data_inputs()
+        if not self.refresh_data_status() and not download:
+            self.get_field("data", "root").control.focus()
+            return "No data in %s: fix the folder, or turn on download." % (root or "(empty)")
+        return None
+
+    # --------------------------------------------------------------------------------- preset
+    @staticmethod
+    def preset_help(name: str) -> str:
+        if name in PRESET_HELP:
+            return "%s (%s: %s)" % (
+                PRESET_HELP[name],
+                ", ".join(n for n in PRESETS if n != name),
+                "; ".join(PRESET_HELP[n] for n in PRESETS if n != name),
+            )
+        return "Your settings file's values. Choosing a preset resets the other steps' values to it."
+
+    @on(Select.Changed, "#preset")
+    def _preset_changed(self, event: Select.Changed) -> None:
+        app: Any = self.app
+        name = event.value
+        if name not in PRESETS or name == app.preset_name:
+            return
+        keep = {}
+        for section, key in (("data", "root"), ("data", "layout"), ("data", "download"), ("run", "run_dir")):
+            err, value = self.get_field(section, key).check()
+            if not err:
+                keep.setdefault(section, {})[key] = value
+        app.apply_preset(name, keep)
+        self.query_one("#preset-help", Static).update(self.preset_help(name))
+        for f in self.fields():
+            f.set_value(app.values[f.section][f.key])
+        self.notify("Preset %s: %s" % (name, PRESET_HELP.get(name, "")), timeout=4)

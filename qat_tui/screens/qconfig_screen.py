@@ -1,0 +1,65 @@
+"""Step 4: quantization choices - the calibration observer and the high-precision (unquantized) output."""
+from __future__ import annotations
+
+from typing import Dict, Iterable
+
+from rich.text import Text
+from textual.widget import Widget
+from textual.widgets import Static
+
+from core.settings import field_choices
+
+from ..widgets.fields import SettingField
+from .base import WizardStep
+
+HIGH_PRECISION_HELP = (
+    "Keep the classifier output unquantized: 8-bit weights and inputs, float/int32 output - Horizon's "
+    "`*_32bit_out*` qconfig ('out_8bit' in old plugin names confusingly meant this int32 output). "
+    "Usually a little more accurate at no speed cost; off = the last layer outputs int8 too."
+)
+
+
+class QconfigScreen(WizardStep):
+    """Calibration observer (with each choice's help) and the high-precision output switch."""
+
+    STEP = 3
+    HEADING = "Step 4 of 6 - Quantization config (qconfig)"
+
+    def compose_form(self) -> Iterable[Widget]:
+        yield self.field("qconfig", "calib_observer", label="calib_observer")
+        yield Static("", id="observer-help", classes="choice-help")
+        yield self.field("qconfig", "high_precision_output", label="high_precision_output", help=HIGH_PRECISION_HELP)
+
+    def on_mount(self) -> None:
+        self.refresh_observer_help()
+        self.app.when_detected(lambda _det: self.refresh_observer_help())  # type: ignore[attr-defined]
+        self.get_field("qconfig", "calib_observer").control.focus()
+
+    def observers(self) -> Dict[str, str]:
+        det = getattr(self.app, "detection", None)
+        if det is not None and det.observers:
+            return dict(det.observers)
+        return {c: "" for c in field_choices("qconfig", "calib_observer") or []}
+
+    def refresh_observer_help(self) -> None:
+        if not self.is_attached:
+            return
+        chosen = self.get_field("qconfig", "calib_observer").raw()
+        t = Text()
+        obs = self.observers()
+        for name, help_text in obs.items():
+            style = "bold" if name == chosen else "dim"
+            t.append(("> " if name == chosen else "  ") + name, style=style)
+            if help_text:
+                t.append(": " + help_text, style=style)
+            t.append("\n")
+        t.append("Calibration runs these observers over the calibration images to set the initial scales; "
+                 "QAT then trains the scales with moving-average min/max.", style="dim")
+        self.query_one("#observer-help", Static).update(t)
+
+    def on_setting_field_changed(self, event: SettingField.Changed) -> None:
+        if event.field.key == "calib_observer":
+            self.refresh_observer_help()
+
+
+__all__ = ["QconfigScreen", "HIGH_PRECISION_HELP"]

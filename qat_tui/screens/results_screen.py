@@ -1,0 +1,245 @@
+"""Results of a run: accuracy of every stage side by side (drop from float in points), the model check's
+advice, every artifact with its size and purpose, and how to rerun headless."""
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Dict, List, Optional
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
+
+from core.settings import SETTINGS_FILENAME, STAGES, Settings
+
+from .base import breadcrumb
+from .run_screen import RunRecord
+
+STAGE_LABEL = {
+    "float": "float",
+    "calib": "calib (fake quant)",
+    "qat": "qat (fake quant)",
+    "int_infer": "int_infer (integer)",
+    "compile": "compile (deployable)",
+}
+
+
+def load_check(record: RunRecord) -> Optional[Dict[str, Any]]:
+    """The check advice: from the CheckAdvice event, else from check_report.json (compile skipped)."""
+    if record.check is not None:
+        return record.check
+    art = record.artifacts.get("check_report.json")
+    if art and os.path.exists(art.get("path", "")):
+        try:
+            with open(art["path"], "r", encoding="utf-8") as f:
+                data = json.load(f)
+            return {"passed": bool(data.get("passed")), "summary": data.get("summary", ""), "items": data.get("items", [])}
+        except (OSError, ValueError):
+            return None
+    m = record.metrics.get("compile", {})
+    if "check_passed" in m:
+        return {"passed": bool(m["check_passed"]), "summary": m.get("check_summary", ""), "items": []}
+    return None
+
+
+def _strip_verdict(summary: str) -> str:
+    """``"PASS: 53 of 53 ..."`` -> ``"53 of 53 ..."`` (the verdict is shown separately)."""
+    for word in ("PASS:", "FAIL:", "PASS", "FAIL"):
+        if summary.startswith(word):
+            return summary[len(word):].strip()
+    return summary
+
+
+def accuracy_rows(record: RunRecord, settings: Settings) -> List[List[str]]:
+    """``[stage label, top-1, top-5, vs float, note]`` for the five stages."""
+    base = record.top1("float")
+    rows = []
+    for stage in STAGES:
+        m = record.metrics.get(stage, {})
+        top1 = record.top1(stage)
+        top5 = m.get("top5")
+        status = record.status.get(stage, "pending")
+        note = {
+            "finished": "ran now",
+            "skipped": "done earlier",
+            "off": "off",
+            "pending": "not run",
+            "failed": "FAILED",
+            "cancelled": "cancelled",
+            "running": "interrupted",
+        }.get(status, status)
+        if stage == "compile" and top1 is None and status in ("finished", "skipped"):
+            note += "; package off" if not settings.compile.package else "; not evaluated"
+        if stage == "float" and top1 is not None:
+            drop = "baseline"
+        elif top1 is not None and base is not None:
+            drop = "%+.2f" % (top1 - base)
+        else:
+            drop = "-"
+        rows.append([
+            STAGE_LABEL[stage],
+            "-" if top1 is None else "%.2f" % top1,
+            "-" if not isinstance(top5, (int, float)) else "%.2f" % top5,
+            drop,
+            note,
+        ])
+    return rows
+
+
+def _ms(v: Any) -> str:
+    return "-" if not isinstance(v, (int, float)) else "%.1f" % v
+
+
+class ResultsScreen(Screen):
+    """Tabs: 1 Summary (accuracy, check verdict, rerun), 2 Artifacts, 3 Check advice."""
+
+    BINDINGS = [
+        Binding("1", "tab('summary')", "Summary"),
+        Binding("2", "tab('artifacts')", "Artifacts"),
+        Binding("3", "tab('check')", "Check"),
+        Binding("escape", "back", "Back to run"),
+    ]
+
+    def __init__(self, record: RunRecord, settings: Settings) -> None:
+        super().__init__()
+        self.record = record
+        self.settings = settings
+        self.check_data = load_check(record)
+        self.check_items = [i for i in (self.check_data or {}).get("items", []) if i.get("status") != "int8"]
+        self.artifact_names = list(record.artifacts)
+
+    def compose(self) -> ComposeResult:
+        crumb = breadcrumb(-1, ["Settings"])
+        crumb.append(" > Run > ", style="dim")
+        crumb.append(" Results ", style="bold reverse")
+        crumb.append("   %s" % (self.record.run_dir or self.settings.run_path()), style="dim")
+        yield Static(crumb, id="breadcrumb")
+        with TabbedContent(initial="summary", id="results-tabs"):
+            with TabPane("1 Summary", id="summary"):
+                with VerticalScroll():
+                    yield Static("", id="results-headline")
+                    yield DataTable(id="accuracy-table", cursor_type="row", zebra_stripes=True)
+                    yield Static("", id="results-summary")
+            with TabPane("2 Artifacts", id="artifacts"):
+                yield DataTable(id="artifact-table", cursor_type="row", zebra_stripes=True)
+                yield Static("", id="artifact-detail", classes="detail")
+            with TabPane("3 Check", id="check"):
+                yield Static("", id="check-verdict")
+                yield DataTable(id="check-table", cursor_type="row", zebra_stripes=True)
+                yield Static("", id="check-detail", classes="detail")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        from core.io import human_size
+
+        r = self.record
+        fin = r.finished
+        if fin is None:
+            head = Text("run did not finish", style="bold yellow")
+        elif fin.ok:
+            head = Text("run finished in %.0f s" % fin.seconds, style="bold green")
+        elif fin.cancelled:
+            head = Text("run cancelled at %s (finished stages are kept)" % fin.failed_stage, style="bold magenta")
+        else:
+            head = Text("run failed at %s" % fin.failed_stage, style="bold red")
+        self.query_one("#results-headline", Static).update(head)
+
+        acc = self.query_one("#accuracy-table", DataTable)
+        for label in ("stage", "top-1 %", "top-5 %", "vs float", "note"):
+            acc.add_column(label)
+        for row in accuracy_rows(r, self.settings):
+            acc.add_row(*row)
+
+        run_dir = r.run_dir or self.settings.run_path()
+        settings_path = r.settings_path or os.path.join(run_dir, SETTINGS_FILENAME)
+        t = Text()
+        if self.check_data is not None:
+            passed = self.check_data["passed"]
+            t.append("model check: ", style="bold")
+            t.append("PASS" if passed else "FAIL", style="bold green" if passed else "bold red")
+            t.append("  %s (tab 3)\n" % _strip_verdict(self.check_data.get("summary", "")))
+        lat = self._latency_line()
+        if lat:
+            t.append("latency (CPU): ", style="bold")
+            t.append(lat + "\n")
+        t.append("run folder: ", style="bold")
+        t.append(run_dir + "\n")
+        t.append("rerun headless: ", style="bold")
+        t.append("qat-tui run --config %s\n" % settings_path, style="cyan")
+        t.append("(finished stages are skipped when their settings are unchanged; add --force to redo them)", style="dim")
+        self.query_one("#results-summary", Static).update(t)
+
+        arts = self.query_one("#artifact-table", DataTable)
+        for label in ("file", "size", "stage", "what it is"):
+            arts.add_column(label)
+        for name in self.artifact_names:
+            a = r.artifacts[name]
+            arts.add_row(name, human_size(int(a.get("size", 0) or 0)), a.get("stage", ""), a.get("description", ""), key=name)
+        if not self.artifact_names:
+            self.query_one("#artifact-detail", Static).update("no artifacts recorded")
+        else:
+            self._show_artifact(0)
+
+        verdict = self.query_one("#check-verdict", Static)
+        ct = self.query_one("#check-table", DataTable)
+        for label in ("status", "op", "module", "reason", "suggestion"):
+            ct.add_column(label)
+        if self.check_data is None:
+            verdict.update(Text("no model check (the compile stage did not run)", style="dim"))
+        else:
+            passed = self.check_data["passed"]
+            v = Text("PASS" if passed else "FAIL", style="bold white on green" if passed else "bold white on red")
+            v.append(" " + _strip_verdict(self.check_data.get("summary", "")))
+            v.append("\nops that are not plain int8 (all others are):" if self.check_items else "\nevery op runs in int8.", style="dim")
+            verdict.update(v)
+            for item in self.check_items:
+                ct.add_row(item.get("status", ""), item.get("op", ""), item.get("module", ""), item.get("reason", ""),
+                           item.get("suggestion", ""))
+            if self.check_items:
+                self._show_check(0)
+        acc.focus()
+
+    def _latency_line(self) -> str:
+        m = self.record.metrics.get("compile", {})
+        parts = []
+        for bs in self.settings.compile.perf_batch_sizes:
+            f, i = m.get("latency_ms_fp32_bs%d" % bs), m.get("latency_ms_int8_bs%d" % bs)
+            if f is not None or i is not None:
+                parts.append("batch %d: fp32 %s, int8 %s ms" % (bs, _ms(f), _ms(i)))
+        return "; ".join(parts)
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        target = {"summary": "#accuracy-table", "artifacts": "#artifact-table", "check": "#check-table"}.get(event.pane.id or "")
+        if target:
+            self.query_one(target, DataTable).focus()
+
+    def _show_artifact(self, row: int) -> None:
+        if 0 <= row < len(self.artifact_names):
+            name = self.artifact_names[row]
+            a = self.record.artifacts[name]
+            t = Text.assemble((name, "bold"), "  ", (a.get("path", ""), "cyan"), "\n", a.get("description", ""))
+            self.query_one("#artifact-detail", Static).update(t)
+
+    def _show_check(self, row: int) -> None:
+        if 0 <= row < len(self.check_items):
+            i = self.check_items[row]
+            t = Text.assemble(
+                (i.get("status", ""), "bold"), " %s (%s) in %s\n" % (i.get("op", ""), i.get("node", ""), i.get("module", "")),
+                "why: %s\n" % i.get("reason", ""), ("-> %s" % i.get("suggestion", ""), "yellow"),
+            )
+            self.query_one("#check-detail", Static).update(t)
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.data_table.id == "artifact-table":
+            self._show_artifact(event.cursor_row)
+        elif event.data_table.id == "check-table":
+            self._show_check(event.cursor_row)
+
+    def action_tab(self, tab: str) -> None:
+        self.query_one("#results-tabs", TabbedContent).active = tab
+
+    def action_back(self) -> None:
+        self.app.pop_screen()

@@ -1,0 +1,232 @@
+"""One settings field: a label and an input on one row, its one line of help, and an inline error.
+
+The kind of input follows the pydantic field's type: a checkbox for booleans, a select for ``Literal``
+choices, a text input otherwise (numbers and lists are typed as text and parsed by pydantic, so
+``validate()`` names the key and the problem: ``float.epochs = 'abc': input should be a valid integer``).
+An empty text box means "unset" for optional fields.
+
+Nothing here imports torch.
+"""
+from __future__ import annotations
+
+import re
+import typing
+from typing import Any, List, Optional, Sequence, Tuple
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.widgets import Checkbox, Input, Label, Select, Static
+
+from core.errors import SettingsError
+from core.settings import Settings, field_choices, field_help, validate
+
+BOOL, CHOICE, TEXT, OPT_TEXT, INT, OPT_INT, FLOAT, INT_LIST = (
+    "bool", "choice", "text", "opt_text", "int", "opt_int", "float", "int_list",
+)
+
+
+def field_kind(section: str, key: str) -> str:
+    """The input kind for ``[section] key``, from its pydantic annotation."""
+    model = type(getattr(Settings(), section))
+    ann = model.model_fields[key].annotation
+    if field_choices(section, key) is not None:
+        return CHOICE
+    optional = False
+    if typing.get_origin(ann) is typing.Union:
+        args = [a for a in typing.get_args(ann) if a is not type(None)]
+        optional = len(args) < len(typing.get_args(ann))
+        ann = args[0] if len(args) == 1 else ann
+    if ann is bool:
+        return BOOL
+    if ann is int:
+        return OPT_INT if optional else INT
+    if ann is float:
+        return FLOAT
+    if typing.get_origin(ann) in (list, List):
+        return INT_LIST
+    return OPT_TEXT if optional else TEXT
+
+
+def field_error(section: str, key: str, raw: Any) -> Tuple[Optional[str], Any]:
+    """Validate one value on its own: ``(error message or None, parsed value)``.
+
+    The message is the :class:`SettingsError` text of :func:`core.settings.validate`, which names the
+    key, the value and what is allowed.
+    """
+    try:
+        s = validate({section: {key: raw}}, source="invalid value")
+    except SettingsError as e:
+        return e.msg, None
+    return None, getattr(getattr(s, section), key)
+
+
+def display_value(value: Any) -> str:
+    """How a settings value is shown in a text box."""
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
+class SettingField(Vertical):
+    """``[section] key`` as label + input, help line, and an error line shown only when invalid.
+
+    Args:
+        section, key: the settings field.
+        value: its current value (typed, as in :class:`Settings`).
+        label: text left of the input (default: the key).
+        help: help line (default: the field's description).
+        options: ``[(label, value)]`` for a select (default: the Literal choices).
+    """
+
+    class Changed(Message):
+        """The user changed the value (valid or not)."""
+
+        def __init__(self, field: "SettingField") -> None:
+            super().__init__()
+            self.field = field
+
+    def __init__(
+        self,
+        section: str,
+        key: str,
+        value: Any,
+        *,
+        label: Optional[str] = None,
+        help: Optional[str] = None,
+        options: Optional[Sequence[Tuple[str, Any]]] = None,
+        placeholder: str = "",
+    ) -> None:
+        super().__init__(id="field-%s-%s" % (section, key), classes="field")
+        self.section = section
+        self.key = key
+        self.kind = CHOICE if options is not None else field_kind(section, key)
+        self._field_value = value
+        self._field_label = label or key
+        self._field_help = field_help(section, key) if help is None else help
+        self._field_options: List[Tuple[str, Any]] = list(options) if options is not None else [
+            (c, c) for c in (field_choices(section, key) or [])
+        ]
+        self._field_placeholder = placeholder or ("unset" if self.kind in (OPT_INT, OPT_TEXT) else "")
+        self.field_error_text: Optional[str] = None
+
+    @property
+    def control_id(self) -> str:
+        return "%s--%s" % (self.section, self.key)
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(classes="field-row"):
+            if self.kind == BOOL:
+                yield Checkbox(self._field_label, bool(self._field_value), id=self.control_id, compact=True)
+                yield Label(self._bool_text(bool(self._field_value)), classes="bool-state")
+            else:
+                yield Label(self._field_label, classes="field-label")
+                if self.kind == CHOICE:
+                    options = list(self._field_options)
+                    if self._field_value not in [v for _l, v in options]:
+                        options.append(("%s (not offered here)" % self._field_value, self._field_value))
+                    yield Select(options, value=self._field_value, allow_blank=False, id=self.control_id, compact=True)
+                else:
+                    yield Input(
+                        display_value(self._field_value), placeholder=self._field_placeholder, id=self.control_id, compact=True
+                    )
+        help_widget = Static(self._field_help, classes="field-help")
+        help_widget.display = bool(self._field_help)
+        yield help_widget
+        err = Static("", classes="field-error")
+        err.display = False
+        yield err
+
+    # ------------------------------------------------------------------------------ value access
+    @property
+    def control(self) -> Any:
+        return self.query_one("#" + self.control_id)
+
+    def raw(self) -> Any:
+        """The value as typed, in the form :func:`validate` accepts (strings are parsed there)."""
+        c = self.control
+        if self.kind == BOOL:
+            return bool(c.value)
+        if self.kind == CHOICE:
+            return c.value
+        text = c.value.strip()
+        if self.kind in (OPT_INT, OPT_TEXT) and text == "":
+            return None
+        if self.kind == INT_LIST:
+            return [p for p in re.split(r"[,\s]+", text) if p]
+        return text
+
+    def set_value(self, value: Any) -> None:
+        """Show ``value`` (typed) in the input."""
+        c = self.control
+        if self.kind == BOOL:
+            c.value = bool(value)
+        elif self.kind == CHOICE:
+            if value not in [v for _l, v in self._field_options]:
+                self.set_options(self._field_options + [("%s (not offered here)" % value, value)], value)
+            else:
+                c.value = value
+        else:
+            c.value = display_value(value)
+
+    def set_options(self, options: Sequence[Tuple[str, Any]], value: Any = None) -> None:
+        """Replace a select's options, keeping ``value`` (default: the current one) selected."""
+        keep = self.raw() if value is None else value
+        self._field_options = list(options)
+        shown = list(options)
+        if keep not in [v for _l, v in shown]:
+            shown.append(("%s (not offered here)" % keep, keep))
+        sel = self.control
+        sel.set_options(shown)
+        sel.value = keep
+
+    def set_help(self, text: str) -> None:
+        self._field_help = text
+        h = self.query_one(".field-help", Static)
+        h.update(text)
+        h.display = bool(text)
+
+    def show_error(self, message: Optional[str]) -> None:
+        """Show (or clear, with None) the inline error under the field."""
+        self.field_error_text = message
+        err = self.query_one(".field-error", Static)
+        err.update(message or "")
+        err.display = bool(message)
+        self.set_class(bool(message), "-invalid")
+
+    def check(self) -> Tuple[Optional[str], Any]:
+        """Validate the typed value; show the error inline. Returns ``(error, parsed value)``."""
+        err, value = field_error(self.section, self.key, self.raw())
+        self.show_error(err)
+        return err, value
+
+    # ---------------------------------------------------------------------------------- events
+    def _changed(self) -> None:
+        if self.is_mounted:
+            self.check()
+            self.post_message(self.Changed(self))
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        event.stop()
+        self._changed()
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        event.stop()
+        self._changed()
+
+    @staticmethod
+    def _bool_text(on: bool) -> str:
+        return "on" if on else "off"
+
+    def on_checkbox_changed(self, event: Checkbox.Changed) -> None:
+        event.stop()
+        state = self.query_one(".bool-state", Label)
+        state.update(self._bool_text(bool(event.value)))
+        state.set_class(bool(event.value), "-on")
+        self._changed()
+
+    def on_mount(self) -> None:
+        if self.kind == BOOL:
+            self.query_one(".bool-state", Label).set_class(bool(self._field_value), "-on")
