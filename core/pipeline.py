@@ -52,6 +52,7 @@ STAGE_SETTINGS: Dict[str, Dict[str, Any]] = {
         "data": ["root", "layout", "train_images", "eval_images", "eval_batch_size"],
         "calib": ["num_images"],
         "qconfig": _ALL,
+        "horizon": ["march"],
     },
     "qat": {
         "run": ["backend", "seed"],
@@ -59,15 +60,18 @@ STAGE_SETTINGS: Dict[str, Dict[str, Any]] = {
         "calib": ["enabled"],
         "qat": ["epochs", "optimizer", "lr", "weight_decay", "momentum", "lr_schedule"],
         "qconfig": _ALL,
+        "horizon": ["march"],
     },
     "int_infer": {
         "data": ["root", "layout", "eval_images"],
         "calib": ["enabled"],
         "qat": ["enabled"],
+        "horizon": ["march"],
     },
     "compile": {
         "data": ["root", "layout", "eval_images"],
         "compile": ["package", "perf_batch_sizes", "perf_iterations", "graph_format"],
+        "horizon": _ALL,
     },
 }
 """For each stage, the settings its result depends on (section -> keys, or all keys)."""
@@ -288,10 +292,11 @@ class Pipeline:
         import torch
 
         s = self.settings
-        backend = self._backend if self._backend is not None else get_backend(s.run.backend)
+        backend = self._backend if self._backend is not None else get_backend(s.run.backend, s)
         device = resolve_device(s.run.device)
         if s.run.threads:
             torch.set_num_threads(s.run.threads)
+        backend.validate_settings(s)
 
         def data_factory() -> Any:
             return DataBundle(

@@ -37,9 +37,10 @@ class RunSettings(_Section):
         "runs/mobilenetv2",
         description="Folder for checkpoints, artifacts, state and logs of this run (relative to the current folder).",
     )
-    backend: Literal["torch"] = Field(
+    backend: Literal["torch", "horizon"] = Field(
         "torch",
-        description="Quantization toolchain: torch = torchao pt2e QAT + AOTInductor, runs anywhere.",
+        description="Quantization toolchain: torch = torchao pt2e QAT + AOTInductor, runs anywhere; horizon = "
+        "horizon_plugin_pytorch + hbdk (Horizon's docker only).",
     )
     device: str = Field(
         "auto",
@@ -132,9 +133,10 @@ class QatStageSettings(_Section):
 
 
 class QconfigSettings(_Section):
-    calib_observer: Literal["min_max", "moving_average_min_max", "mse"] = Field(
+    calib_observer: Literal["min_max", "moving_average_min_max", "mse", "percentile", "kl", "mix"] = Field(
         "mse",
-        description="How calibration picks activation ranges: min_max = full range; moving_average_min_max = averaged per batch; mse = clip to minimise quantization error.",
+        description="How calibration picks activation ranges: min_max = full range; mse = clip to minimise "
+        "quantization error; torch also offers moving_average_min_max, horizon percentile, kl and mix.",
     )
     high_precision_output: bool = Field(
         True,
@@ -167,6 +169,41 @@ class CompileStageSettings(_Section):
         return v
 
 
+class HorizonSettings(_Section):
+    march: str = Field(
+        "bayes",
+        description="BPU architecture: bernoulli2 = XJ3 (RDK X3), bayes = J5 (the sample), bayes-e, nash-* = J6/S100 "
+        "(hbdk4). Only what the installed plugin defines is accepted.",
+    )
+    input_source: Literal["ddr", "pyramid", "resizer"] = Field(
+        "pyramid",
+        description="Where the deployed model reads its image: pyramid = camera YUV frames (the sample; needs "
+        "QuantStub scale 1/128), ddr = a tensor in memory, resizer = ROI resize.",
+    )
+    opt: Literal["O0", "O1", "O2", "O3", "ddr", "fast", "balance"] = Field(
+        "O1",
+        description="hbdk compile optimisation: O0-O3 (higher: faster model, slower compile; the sample uses O1), "
+        "ddr, fast, or balance (uses balance_factor).",
+    )
+    balance_factor: int = Field(2, ge=0, le=100, description="With opt = balance: hbdk's balance factor, 0-100 (trade-off between latency and DDR bandwidth).")
+    input_layout: Optional[Literal["NHWC", "NCHW", "BPU_RAW"]] = Field(
+        None, description="Input layout of the compiled model (unset: hbdk picks it from input_source)."
+    )
+    output_layout: Literal["NHWC", "NCHW", "BPU_RAW"] = Field("NCHW", description="Output layout of the compiled model.")
+    advice_us: Optional[int] = Field(
+        0, ge=0, description="check_model advice: report layers slower than this many microseconds (unset: no advice)."
+    )
+    jobs: int = Field(16, ge=0, description="Threads hbdk uses to compile (0: all cores; hbdk's default is 16).")
+
+    @field_validator("march")
+    @classmethod
+    def _march_form(cls, v: str) -> str:
+        v = v.strip()
+        if not re.fullmatch(r"[A-Za-z0-9_-]+", v):
+            raise ValueError("must be a march name such as 'bernoulli2', 'bayes', 'bayes-e' or 'nash-e'")
+        return v
+
+
 class Settings(_Section):
     """All settings of one run; one section per stage plus run/data/model/qconfig."""
 
@@ -182,6 +219,9 @@ class Settings(_Section):
     )
     compile: CompileStageSettings = Field(
         default_factory=CompileStageSettings, description="Stage 5: deployable artifact and reports."
+    )
+    horizon: HorizonSettings = Field(
+        default_factory=HorizonSettings, description="Horizon backend: target BPU and hbdk compile options."
     )
 
     def enabled_stages(self) -> List[str]:

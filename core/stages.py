@@ -106,6 +106,10 @@ class StageContext:
         self.fingerprint = fingerprint
         self.artifacts = {}
 
+    def check_cancel(self) -> None:
+        """Raise Cancelled when the user asked to stop (checked between the long steps of a stage)."""
+        self.loop().check_cancel()
+
     def loop(self) -> LoopContext:
         return LoopContext(self.stage, self.emit, self.cancel, self.device)
 
@@ -202,7 +206,16 @@ def _seed(settings: Settings, stage: str) -> None:
 
 
 def _cpu_state(model: Any) -> Dict[str, Any]:
-    return {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    """``model.state_dict()`` on the CPU, keeping its ``_metadata`` (module versions that
+    ``_load_from_state_dict`` reads; Horizon's FakeQuantize picks its rounding mode from it)."""
+    from collections import OrderedDict
+
+    sd = model.state_dict()
+    out: Dict[str, Any] = OrderedDict((k, v.detach().cpu()) for k, v in sd.items())
+    meta = getattr(sd, "_metadata", None)
+    if meta is not None:
+        out._metadata = meta  # type: ignore[attr-defined]
+    return out
 
 
 def _new_float_model(ctx: StageContext) -> Any:
@@ -481,7 +494,9 @@ def run_int_infer(ctx: StageContext) -> Dict[str, Any]:
     _seed(ctx.settings, "int_infer")
     prepared, source = restore_prepared(ctx)
     example = ctx.data.example_batch(8)
+    ctx.check_cancel()
     int_model = ctx.backend.convert(prepared, (example,))
+    ctx.check_cancel()
     art = ctx.backend.save_int_model(int_model, (example,), ctx.run_dir)
     ctx.record_artifact(art.name, art.path, art.description)
     int_model.to(ctx.device)
@@ -507,6 +522,7 @@ def run_compile(ctx: StageContext) -> Dict[str, Any]:
         float_model = _new_float_model(ctx).eval()
         ctx.log("float-checkpoint.ckpt is missing: the perf baseline uses freshly initialised weights", "warning")
     source = upstream_source(ctx.settings)
+    ctx.check_cancel()
     result = ctx.backend.compile(int_model, float_model, (example,), ctx.run_dir, ctx.settings.compile, ctx.log)
     for a in result.artifacts:
         ctx.record_artifact(a.name, a.path, a.description)
@@ -522,10 +538,10 @@ def run_compile(ctx: StageContext) -> Dict[str, Any]:
         )
         metrics["check_passed"] = result.check.passed
         metrics["check_summary"] = result.check.summary
-    perf = result.perf
-    for row in perf.get("rows", []):
-        key = "latency_ms_%s_bs%d" % ("fp32" if row["model"].startswith("fp32") else "int8", row["batch"])
-        metrics[key] = round(row["latency_ms"], 3)
+        # kept with the metrics so that a later start that skips this stage can show the advice again
+        metrics["check_items"] = [i.to_dict() for i in result.check.items if i.status != "int8"]
+    metrics.update(result.metrics)
+    ctx.check_cancel()
     if result.deployable:
         runner = ctx.backend.load_deployable(result.deployable)
         if runner is not None:

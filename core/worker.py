@@ -25,7 +25,7 @@ import sys
 import threading
 from typing import Any, List, Optional, Tuple
 
-from .events import Event, RunStarted, StageFailed, from_dict
+from .events import Event, RunFinished, RunStarted, StageFailed, from_dict
 from .pipeline import EVENTS_FILENAME
 from .settings import SETTINGS_FILENAME
 
@@ -182,6 +182,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         settings = S.load(os.path.join(run_dir, SETTINGS_FILENAME))
     except QatError as e:
         _append_event(run_dir, StageFailed(stage="setup", title=e.title, message=e.msg, hint=e.hint))
+        _append_event(run_dir, RunFinished(ok=False, failed_stage="setup"))
         print(str(e), flush=True)
         return 2
     if os.path.abspath(settings.run_path()) != run_dir:

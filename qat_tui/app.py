@@ -7,12 +7,12 @@ as a plain dict of valid values (``values``, the shape of ``Settings.model_dump(
 fields back when the user leaves it (``ctrl+n``/``n`` next, ``escape``/``ctrl+b``/``b`` back).
 
 Start-up cost matters (users open it over SSH): nothing here imports torch. Backends and devices are
-detected in a worker thread shortly after the first screen is drawn; the pipeline runs in another.
+detected in a worker thread shortly after the first screen is drawn; the pipeline runs in its own
+process (``core.worker``), which the run screen follows through the run's event log.
 """
 from __future__ import annotations
 
 import copy
-import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional
 
@@ -88,7 +88,8 @@ class QatApp(App):
         attach: a run directory to follow (``qat-tui attach``): opens its run screen on the run's
             ``events.jsonl``, running or finished, without starting anything.
         resume: a run directory to continue (``qat-tui resume``): starts the run at once with
-            ``settings``; finished stages are skipped, float/QAT continue from their last epoch.
+            ``settings`` in its own process; finished stages are skipped, float/QAT continue from their
+            last finished epoch, calib restarts.
     """
 
     CSS_PATH = "app.tcss"
@@ -137,7 +138,7 @@ class QatApp(App):
             if self._attach:
                 self.push_screen(RunScreen(self.attach_settings(self._attach), attach=self._attach))
             else:
-                self.push_screen(RunScreen(self.current_settings()))
+                self.start_run(self.current_settings())
         if self._detect_enabled:
             # After the first screen is drawn: the worker imports torch (a second or more).
             self.set_timer(0.5, self.start_detection)
@@ -254,38 +255,54 @@ class QatApp(App):
 
                 self.log.error(traceback.format_exc())
 
+    # --------------------------------------------------------------------------------- runs
+    def start_run(self, settings: Settings) -> bool:
+        """Write the settings into the run directory, start the pipeline in its own process (a new
+        session: it survives the wizard and the terminal) and open its run screen. False (and the error
+        modal) when the run directory cannot be written or another process owns it."""
+        import os
+
+        from core.errors import RunLockedError
+        from core.runs import is_running, lock_holder
+        from core.settings import SETTINGS_FILENAME, save
+        from core.worker import start_detached
+
+        from .screens.run_screen import RunScreen
+
+        run_dir = settings.run_path()
+        if is_running(run_dir):
+            self.show_qat_error(RunLockedError(
+                "%s is being written by another run (pid %s)" % (run_dir, (lock_holder(run_dir) or {}).get("pid", "?")),
+                hint="follow it with qat-tui attach %s, or choose another run folder (Data step)" % run_dir,
+            ))
+            return False
+        try:
+            save(settings, os.path.join(run_dir, SETTINGS_FILENAME))
+            pid, offset = start_detached(run_dir)
+        except OSError as e:
+            self.show_error("Run directory", "cannot start the run in %s: %s" % (run_dir, e), "choose another run folder (Data step)")
+            return False
+        self.notify("Run started in process %d (it survives closing the wizard)." % pid, timeout=5)
+        self.push_screen(RunScreen(settings, attach=run_dir, offset=offset, started_here=True))
+        return True
+
     # ----------------------------------------------------------------------------- quitting
     def action_quit(self) -> None:  # type: ignore[override]
         rs = self.run_screen
-        if rs is not None and not rs.owns_pipeline:
-            rs = None  # a detached run goes on after the wizard closes
-        if rs is not None and rs.running and not self._quit_armed:
-            self._quit_armed = True
-            rs.request_cancel()
-            self.notify(
-                "A run is in progress: asked it to stop at the next batch. Press q again to quit now.",
-                severity="warning",
-                timeout=6,
-            )
+        if rs is not None and rs.running:
+            from .screens.quit_modal import QuitModal
+
+            def chosen(choice: Optional[str]) -> None:
+                if choice == "stop":
+                    rs.request_cancel()
+                    self.exit(message="Asked the run to stop at its next batch; qat-tui resume %s continues it." % rs.attach_dir)
+                elif choice == "leave":
+                    self.exit(message="The run goes on; follow it with: qat-tui attach %s" % rs.attach_dir)
+
+            self.push_screen(QuitModal(rs.attach_dir), chosen)
             return
         self.closing = True
-        if rs is not None and rs.running:
-            rs.request_cancel()
         self.exit()
-
-    def run(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
-        """Run the wizard; on exit during a run, stop the pipeline thread at its next batch."""
-        try:
-            return super().run(*args, **kwargs)
-        finally:
-            self.closing = True
-            rs = self.run_screen
-            if rs is not None and rs.running and rs.owns_pipeline:
-                rs.cancel_event.set()
-                sys.stderr.write(
-                    "qat-tui: stopping the running stage at its next batch (state.json records it as cancelled; "
-                    "run again to resume)...\n"
-                )
 
     # ------------------------------------------------------------------------ command palette
     def get_system_commands(self, screen: Any) -> Any:
@@ -293,8 +310,8 @@ class QatApp(App):
         for name, action, help_text in (
             ("Next step", "next", "Go to the next wizard step (ctrl+n)"),
             ("Previous step", "back", "Go back one step (escape)"),
-            ("Run", "run", "Start the run from the review screen (ctrl+r)"),
-            ("Run detached", "run_detached", "Start the run in a background process that survives logout (d)"),
+            ("Run", "run", "Start the run (its own process: survives closing the wizard) from the review screen (ctrl+r)"),
+            ("Export as script", "export", "Write the settings as a standalone Python script (x, review screen)"),
             ("Save settings", "save", "Write settings.toml into the run directory without running"),
             ("Cancel run", "cancel", "Stop the running stage at the next batch (c)"),
             ("Show results", "results", "Open the results of the run (r)"),

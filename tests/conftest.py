@@ -126,3 +126,37 @@ def real_cifar10(tmp_path_factory: Any) -> str:
 def _private_state_dir(tmp_path_factory: Any) -> None:
     """Keep the run registry (core.runs) of the tests out of the user's own state folder."""
     os.environ["QAT_TUI_STATE_DIR"] = str(tmp_path_factory.mktemp("qat_tui_state"))
+
+
+HORIZON_DOUBLE = os.path.join(REPO, "tests", "horizon_double")
+
+
+@pytest.fixture(scope="module")
+def horizon_double(tmp_path_factory: Any):
+    """Put the test double of horizon_plugin_pytorch/hbdk (tests/horizon_double) on sys.path and on
+    PYTHONPATH (for worker processes) for one test module; remove every trace of it afterwards so other
+    modules see Horizon as not installed. Yields the double's call-log module (``_double``)."""
+    preexisting = "horizon_plugin_pytorch" in sys.modules
+    old_pp = os.environ.get("PYTHONPATH")
+    old_path = os.environ.get("PATH", "")
+    sys.path.insert(0, HORIZON_DOUBLE)
+    os.environ["PYTHONPATH"] = HORIZON_DOUBLE + (os.pathsep + old_pp if old_pp else "")
+    from horizon_plugin_pytorch import _double
+
+    # graphviz is not always installed: the double's stand-in `dot` lets visualize_model run
+    if not __import__("shutil").which("dot"):
+        bin_dir = str(tmp_path_factory.mktemp("fake_dot"))
+        _double.make_fake_dot(bin_dir)
+        os.environ["PATH"] = bin_dir + os.pathsep + old_path
+    _double.reset()
+    yield _double
+    os.environ["PATH"] = old_path
+    if old_pp is None:
+        os.environ.pop("PYTHONPATH", None)
+    else:
+        os.environ["PYTHONPATH"] = old_pp
+    while HORIZON_DOUBLE in sys.path:
+        sys.path.remove(HORIZON_DOUBLE)
+    if not preexisting:
+        for name in [m for m in sys.modules if m.split(".")[0] in ("horizon_plugin_pytorch", "hbdk", "hbdk4")]:
+            del sys.modules[name]

@@ -258,7 +258,7 @@ async def test_attach_replays_a_finished_run_into_results(tmp_path: Any) -> None
                        10, "the results screen")
         await pilot.pause()
         run = app.run_screen
-        assert run.attach_dir == run_dir and not run.running and not run.owns_pipeline
+        assert run.attach_dir == run_dir and not run.running and not run.started_here
         acc = app.screen.query_one("#accuracy-table", DataTable)
         rows = [acc.get_row_at(i) for i in range(acc.row_count)]
         assert [r[1] for r in rows] == ["80.00", "78.50", "79.25", "79.00", "79.00"]
@@ -387,14 +387,14 @@ async def test_cancel_records_cancelled(tiny_settings: Any) -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 async def test_failed_setup_shows_error_panel(tiny_settings: Any) -> None:
-    """A device that does not exist, given to the run screen directly (the wizard refuses it earlier)."""
-    from qat_tui.screens.run_screen import RunScreen
-
+    """A device that does not exist, given to the run directly (the wizard refuses it earlier): the
+    worker process fails at setup and the run screen shows why."""
     settings = tiny_settings(run={"device": "cuda:7"})
     app = QatApp(settings=settings, detect=False)
     async with app.run_test(size=SIZE) as pilot:
-        run = RunScreen(settings)
-        await app.push_screen(run)
+        assert app.start_run(settings)
+        await pilot.pause()
+        run = app.run_screen
         await wait_for(pilot, lambda: not run.running and run.record.finished is not None, 180, "the run to fail")
         await pilot.pause()
         from core.devices import available_devices
@@ -411,3 +411,45 @@ async def test_failed_setup_shows_error_panel(tiny_settings: Any) -> None:
         await pilot.press("escape")
         assert screen_name(app) == "RunScreen"
         assert "failed" in text_of(run.query_one("#current"))
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+async def test_quit_during_a_run_asks_and_leaving_keeps_it_running(tiny_settings: Any) -> None:
+    """q during a run asks: leave it running or stop it. Left running, the worker goes on without the
+    wizard, and a new wizard attached to the run directory shows its live progress."""
+    from core.runs import is_running
+    from core.worker import request_cancel
+
+    settings = tiny_settings(float={"epochs": 20})
+    app = QatApp(settings=settings, detect=False)
+    async with app.run_test(size=SIZE) as pilot:
+        assert app.start_run(settings)
+        await wait_for(pilot, lambda: app.run_screen is not None, 10, "the run screen")
+        run = app.run_screen
+        await wait_for(pilot, lambda: run.last_progress is not None, 180, "training progress")
+        await pilot.press("q")
+        await pilot.pause()
+        assert screen_name(app) == "QuitModal"
+        assert "qat-tui attach %s" % settings.run_path() in text_of(app.screen.query_one("#quit-message"))
+        await pilot.press("escape")  # stay
+        assert screen_name(app) == "RunScreen" and run.running
+        await pilot.press("q")
+        await pilot.pause()
+        await pilot.press("l")  # leave it running
+        await pilot.pause()
+    assert is_running(settings.run_path())
+    app2 = QatApp(settings=None, detect=False, attach=settings.run_path())
+    try:
+        async with app2.run_test(size=SIZE) as pilot:
+            await wait_for(pilot, lambda: app2.run_screen is not None, 10, "the run screen")
+            run2 = app2.run_screen
+            await wait_for(pilot, lambda: run2.last_progress is not None, 120, "live progress after re-attaching")
+            assert run2.running and not run2.started_here
+            # rebuilt from the event log: the run's earlier float progress is known
+            assert run2.record.status["float"] == "running"
+            await pilot.press("c")  # stop it from the attached wizard
+            await wait_for(pilot, lambda: not run2.running, 120, "the run to stop")
+            assert run2.record.finished is not None and run2.record.finished.cancelled
+    finally:
+        request_cancel(settings.run_path())

@@ -153,3 +153,92 @@ def test_cancel_a_detached_run_and_status_lists_it(cifar_python_root, tmp_path):
     assert seen[-1].cancelled
     assert RunState.load(run_dir).status("float") == "cancelled"
     assert not request_cancel(run_dir)  # nobody left to cancel
+
+
+def _drain(fd, seconds):
+    """Read what the terminal shows for ``seconds`` (a pty's output must be read or the app blocks)."""
+    import select
+
+    end = time.time() + seconds
+    out = b""
+    while time.time() < end:
+        r, _w, _x = select.select([fd], [], [], 0.1)
+        if r:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+    return out
+
+
+@pytest.mark.timeout(600)
+async def test_wizard_run_survives_terminal_hangup_and_reattaches(cifar_python_root, tmp_path):
+    """The wizard in a pseudo-terminal starts a run; the terminal hangs up (SIGHUP to its session, as
+    when SSH drops); the wizard dies, the run goes on, and a re-attached wizard shows live progress."""
+    import pty
+    import sys as _sys
+
+    from qat_tui.app import QatApp
+
+    settings = _write(tiny_settings_dict(cifar_python_root, str(tmp_path / "run"), float={"epochs": 30}))
+    run_dir = settings.run_path()
+    config = os.path.join(run_dir, S.SETTINGS_FILENAME)
+    pid, master = pty.fork()
+    if pid == 0:  # the child: the wizard, as a user would start it over SSH
+        env = dict(os.environ, TERM="xterm-256color", COLUMNS="80", LINES="24")
+        os.execvpe(_sys.executable, [_sys.executable, "-m", "qat_tui", "--config", config], env)
+    try:
+        _drain(master, 4.0)
+        for _ in range(5):  # Data -> Backend -> Stages -> Qconfig -> Compile -> Review
+            os.write(master, b"\x0e")  # ctrl+n
+            _drain(master, 0.8)
+        os.write(master, b"\x12")  # ctrl+r: run
+        deadline = time.time() + 180
+        seen_progress = False
+        follower = EventFollower(run_dir, 0)
+        while time.time() < deadline and not seen_progress:
+            _drain(master, 0.5)
+            seen_progress = any(isinstance(e, E.BatchProgress) for e in follower.poll())
+        assert seen_progress, "the wizard did not start the run"
+        worker = lock_holder(run_dir)["pid"]
+        assert worker != pid
+        # the terminal hangs up: SIGHUP to the wizard's session, and the terminal goes away
+        os.killpg(os.getpgid(pid), signal.SIGHUP)
+        os.close(master)
+        master = None
+        deadline = time.time() + 30
+        while time.time() < deadline and os.waitpid(pid, os.WNOHANG) == (0, 0):
+            time.sleep(0.2)  # the wizard ends with its terminal
+        assert pid_alive(worker), "the run died with the terminal"
+        follower.poll()
+        time.sleep(3)
+        assert follower.poll(), "the run stopped writing events after the hang-up"
+        assert is_running(run_dir)
+        # re-attach: the run screen rebuilds from the event log and follows it live
+        app = QatApp(settings=None, detect=False, attach=run_dir)
+        async with app.run_test(size=(80, 24)) as pilot:
+            deadline = time.time() + 60
+            while app.run_screen is None or app.run_screen.last_progress is None:
+                assert time.time() < deadline, "no live progress after re-attaching"
+                await pilot.pause(0.2)
+            run = app.run_screen
+            assert run.running and run.record.status["float"] == "running"
+            first = run.last_progress.t
+            while run.last_progress.t == first:
+                assert time.time() < deadline + 60
+                await pilot.pause(0.2)
+    finally:
+        if master is not None:
+            os.close(master)
+        request_cancel(run_dir)
+        deadline = time.time() + 60
+        while is_running(run_dir) and time.time() < deadline:
+            time.sleep(0.2)
+        try:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass

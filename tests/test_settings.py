@@ -51,9 +51,9 @@ def test_unknown_section_is_reported():
 
 def test_bad_choice_names_allowed_values():
     with pytest.raises(SettingsError) as e:
-        S.loads('[qconfig]\ncalib_observer = "kl"\n')
+        S.loads('[qconfig]\ncalib_observer = "entropy"\n')
     msg = str(e.value)
-    assert "qconfig.calib_observer" in msg and "'kl'" in msg
+    assert "qconfig.calib_observer" in msg and "'entropy'" in msg
     assert "min_max" in msg and "mse" in msg
 
 
@@ -89,9 +89,9 @@ def test_unknown_preset():
 
 
 def test_field_help_and_choices_for_the_wizard():
-    assert S.field_choices("qconfig", "calib_observer") == ["min_max", "moving_average_min_max", "mse"]
+    assert S.field_choices("qconfig", "calib_observer") == ["min_max", "moving_average_min_max", "mse", "percentile", "kl", "mix"]
     assert S.field_choices("float", "epochs") is None
-    for section in ("run", "data", "model", "float", "calib", "qat", "qconfig", "int_infer", "compile"):
+    for section in ("run", "data", "model", "float", "calib", "qat", "qconfig", "int_infer", "compile", "horizon"):
         model = type(getattr(S.Settings(), section))
         for key in model.model_fields:
             assert S.field_help(section, key), "%s.%s has no help line" % (section, key)

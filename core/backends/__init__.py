@@ -6,14 +6,16 @@ modules are imported only when asked for, so listing backends costs nothing unti
 from __future__ import annotations
 
 import importlib
-from typing import Dict, List
+from typing import Any, Dict, List
 
 from ..errors import BackendError
 from .base import BackendInfo, FakeQuantState, QuantBackend
 
 BACKENDS: Dict[str, str] = {
+    "horizon": "core.backends.horizon:HorizonBackend",
     "torch": "core.backends.torch_pt2e:TorchPt2eBackend",
 }
+"""Registered backends, the preferred first: the wizard defaults to the first one that can run here."""
 
 
 def backend_class(name: str) -> type:
@@ -39,8 +41,9 @@ def detect_backends() -> List[BackendInfo]:
     return out
 
 
-def get_backend(name: str) -> QuantBackend:
-    """An instance of an available backend.
+def get_backend(name: str, settings: Any = None) -> QuantBackend:
+    """An instance of an available backend, configured from ``settings`` where it needs them (the
+    ``[horizon]`` section for the horizon backend).
 
     Raises:
         BackendError: unknown, or its packages are missing here (the reason says which).
@@ -48,7 +51,13 @@ def get_backend(name: str) -> QuantBackend:
     cls = backend_class(name)
     info = cls.detect()
     if not info.available:
-        raise BackendError("backend %r cannot run here: %s" % (name, info.reason))
+        other = [n for n in BACKENDS if n != name]
+        raise BackendError(
+            "backend %r cannot run here: %s" % (name, info.reason),
+            hint="set [run] backend = %r, or install what is missing" % other[0] if other else None,
+        )
+    if name == "horizon":
+        return cls(settings.horizon if settings is not None else None)
     return cls()
 
 

@@ -88,6 +88,7 @@ class CompileResult:
     check: Optional[CheckReport] = None
     perf: Dict[str, Any] = field(default_factory=dict)
     deployable: Optional[str] = None  # path of the file that runs without the training code
+    metrics: Dict[str, Any] = field(default_factory=dict)  # headline figures for the results screen
 
 
 Log = Callable[[str], None]
@@ -174,6 +175,21 @@ class QuantBackend(ABC):
             options: the ``[compile]`` settings.
             log: callback for progress lines.
         """
+
+    def validate_settings(self, settings: Any) -> None:
+        """Refuse settings this backend cannot run, before any stage starts.
+
+        Raises:
+            BackendError: e.g. a calibration observer the backend does not offer.
+        """
+        from ..errors import BackendError
+
+        observers = self.calib_observers()
+        if settings.calib.enabled and settings.qconfig.calib_observer not in observers and "default" not in observers:
+            raise BackendError(
+                "[qconfig] calib_observer = %r is not offered by the %s backend" % (settings.qconfig.calib_observer, self.name),
+                hint="choose one of: %s" % ", ".join(observers),
+            )
 
     def load_deployable(self, path: str) -> Optional[Callable]:
         """A callable running the deployable artifact on CPU tensors, if it can run here (else None)."""

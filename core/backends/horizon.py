@@ -302,7 +302,7 @@ class HorizonBackend(QuantBackend):
         qdict: Dict[str, Any] = {"": glob}
         if qconfig.high_precision_output:
             for name in OUT_QCONFIG_NAMES[stage]:
-                if hasattr(qc, name):
+                if _has(qc, name):
                     qdict["module_name"] = {"classifier": getattr(qc, name)}
                     lines.append(
                         "classifier: %s - 8-bit weights and inputs, output kept in 32 bits (not re-quantized; "
@@ -480,6 +480,7 @@ class HorizonBackend(QuantBackend):
             raise BackendError("perf_model failed (return code %s): %s" % (perf, _last_line(cap.text)))
         summary = perf_summary(perf)
         result.perf = {"hbdk_perf": perf, "summary": summary, "printed": cap.text}
+        result.metrics.update({k: v for k, v in summary.items() if v is not None})
         perf_json = os.path.join(out_dir, "perf.json")
         atomic_write_json(perf_json, result.perf)
         for name in sorted(os.listdir(perf_dir)) if os.path.isdir(perf_dir) else []:
@@ -503,6 +504,20 @@ class HorizonBackend(QuantBackend):
 
     def signature(self) -> Dict[str, Any]:
         return {"backend": self.name, "march": self.options.march}
+
+    def validate_settings(self, settings: Any) -> None:
+        super().validate_settings(settings)
+        self._set_march()
+        if settings.compile.enabled:
+            validate_compile_options(self.options)
+
+
+def _has(module: Any, name: str) -> bool:
+    """hasattr that survives plugin >= 1.9.0, whose removed qconfig names raise on access."""
+    try:
+        return hasattr(module, name)
+    except Exception:
+        return False
 
 
 def _last_line(text: str) -> str:

@@ -446,6 +446,9 @@ class TorchPt2eBackend(QuantBackend):
         perf.update(result.perf)
         perf["sizes"] = {a.name: file_size(a.path) for a in result.artifacts}
         result.perf = perf
+        for row in perf["rows"]:
+            key = "latency_ms_%s_bs%d" % ("fp32" if row["model"].startswith("fp32") else "int8", row["batch"])
+            result.metrics[key] = round(row["latency_ms"], 3)
         perf_json = os.path.join(out_dir, "perf.json")
         perf_html = os.path.join(out_dir, "perf.html")
         atomic_write_json(perf_json, perf)

@@ -18,7 +18,8 @@ ACTION_STYLE = {"run": "bold green", "skip": "cyan", "off": "dim"}
 
 
 class ReviewScreen(WizardStep):
-    """Shows what will run and the settings file; ``ctrl+r`` (or Next) starts the run."""
+    """Shows what will run and the settings file; ``ctrl+r`` (or Next) starts the run, ``x`` exports the
+    settings as a standalone script."""
 
     STEP = 5
     HEADING = "Step 6 of 6 - Review"
@@ -27,8 +28,8 @@ class ReviewScreen(WizardStep):
     BINDINGS = [
         Binding("ctrl+r", "run", "Run"),
         Binding("r", "run", "Run", show=False),
-        Binding("d", "run_detached", "Run detached"),
         Binding("s", "save", "Save"),
+        Binding("x", "export", "Export script"),
     ]
 
     settings: Optional[Settings] = None
@@ -97,11 +98,8 @@ class ReviewScreen(WizardStep):
         self.action_run()
 
     def _ready(self) -> bool:
-        """Refresh, then refuse (error modal) what cannot run: bad settings, impossible inputs, a run
-        directory another process is writing."""
-        from core.errors import RunLockedError
-        from core.runs import is_running, lock_holder
-
+        """Refresh, then refuse (error modal) what cannot run: bad settings or impossible inputs (a run
+        directory another process is writing is refused by ``app.start_run``)."""
         app: Any = self.app
         self.refresh_review()
         if self.settings is None:
@@ -111,41 +109,31 @@ class ReviewScreen(WizardStep):
                 app.show_qat_error(e)
             return False
         err = self.preflight()
-        if err is None and is_running(self.settings.run_path()):
-            d = self.settings.run_path()
-            err = RunLockedError(
-                "%s is being written by another run (pid %s)" % (d, (lock_holder(d) or {}).get("pid", "?")),
-                hint="follow it with qat-tui attach %s, or choose another run folder (Data step)" % d,
-            )
         if err is not None:
             app.show_qat_error(err)
             return False
         return True
 
     def action_run(self) -> None:
-        from .run_screen import RunScreen
+        """Start the run in its own process (survives closing the wizard or the SSH session) and follow it."""
+        if self._ready() and self.settings is not None:
+            self.app.start_run(self.settings)  # type: ignore[attr-defined]
 
-        if self._ready():
-            self.app.push_screen(RunScreen(self.settings))  # type: ignore[arg-type]
+    def action_export(self) -> None:
+        """Write the settings as a standalone script (and its TOML) into the run directory."""
+        from core.export import export_script
 
-    def action_run_detached(self) -> None:
-        """Run in a background process (survives closing the wizard or the SSH session) and follow it."""
-        from core.worker import start_detached
-
-        from .run_screen import RunScreen
-
-        if not self._ready() or self.settings is None:
-            return
         app: Any = self.app
-        run_dir = self.settings.run_path()
-        try:
-            save(self.settings, os.path.join(run_dir, SETTINGS_FILENAME))
-            pid, offset = start_detached(run_dir)
-        except OSError as e:
-            app.show_error("Run directory", "cannot start the run in %s: %s" % (run_dir, e), "choose another run folder (Data step)")
+        self.refresh_review()
+        if self.settings is None:
             return
-        self.notify("Started worker pid %d; quitting leaves it running (qat-tui attach %s)." % (pid, run_dir), timeout=6)
-        app.push_screen(RunScreen(self.settings, attach=run_dir, offset=offset))
+        target = os.path.join(self.settings.run_path(), "qat_%s.py" % self.settings.run.backend)
+        try:
+            script, toml = export_script(self.settings, target)
+        except (OSError, QatError) as e:
+            app.show_error("Export", "cannot write %s: %s" % (target, e), "choose another run folder (Data step)")
+            return
+        self.notify("Wrote %s (and %s). Run it: python %s --stage float" % (script, os.path.basename(toml), script), timeout=10)
 
     def action_save(self) -> None:
         app: Any = self.app

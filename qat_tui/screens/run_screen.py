@@ -1,9 +1,8 @@
-"""The run: ``Pipeline.run()`` in a Textual thread worker, its events shown as they arrive.
-
-The pipeline blocks and calls ``emit(event)`` from the worker thread; :meth:`RunScreen._emit` hands each
-event to the UI thread with ``app.call_from_thread`` (so the UI keeps answering keys while an epoch
-runs). ``c`` sets the pipeline's cancel event: the running stage stops at its next batch and is
-recorded as cancelled in ``state.json``.
+"""The run: the pipeline runs in its own process (``core.worker``, a new session that survives the
+terminal and the wizard); this screen follows the run's ``events.jsonl`` and shows each event as it
+arrives, so the UI keeps answering keys while an epoch runs and can be closed and re-attached
+(``qat-tui attach``) at any time. ``c`` asks the worker to stop (SIGTERM): the running stage stops at
+its next batch and is recorded as cancelled in ``state.json``.
 
 Attached (``attach=RUN_DIR``): the pipeline runs in another process (``qat-tui run --detach``, the
 review screen's ``d``); the screen follows ``<run_dir>/events.jsonl`` with
@@ -16,7 +15,6 @@ three tabs: the per-epoch table, the top-1 chart, the log.
 from __future__ import annotations
 
 import os
-import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -140,17 +138,18 @@ class RunScreen(Screen):
         auto_results: bool = True,
         attach: Optional[str] = None,
         offset: Optional[int] = None,
+        started_here: bool = False,
     ) -> None:
         super().__init__()
         self.settings = settings
-        self.attach_dir = os.path.abspath(attach) if attach else None
-        self.owns_pipeline = attach is None
+        self.attach_dir = os.path.abspath(attach or settings.run_path())
+        self.started_here = started_here  # this wizard started the worker (quitting asks what to do)
         self._follow_offset = offset
         self._follower: Any = None
         self._poll_timer: Any = None
         self._last_event_at = 0.0
-        self.record = RunRecord(run_dir=self.attach_dir or settings.run_path())
-        self.cancel_event = threading.Event()
+        self.record = RunRecord(run_dir=self.attach_dir)
+        self.cancel_requested = False
         self.running = False
         self.auto_results = auto_results
         self.ui_errors: List[str] = []
@@ -165,7 +164,7 @@ class RunScreen(Screen):
         crumb.append(" > ", style="dim")
         crumb.append(" Run ", style="bold reverse")
         crumb.append(" > Results", style="dim")
-        crumb.append("   %s%s" % (self.record.run_dir, " (attached)" if self.attach_dir else ""), style="dim")
+        crumb.append("   %s%s" % (self.record.run_dir, "" if self.started_here else " (attached)"), style="dim")
         yield Static(crumb, id="breadcrumb")
         yield Static("", id="stages-line")
         yield Static("starting: loading torch and the backend...", id="current")
@@ -204,25 +203,23 @@ class RunScreen(Screen):
         self.start()
 
     def start(self) -> None:
+        from core.worker import EventFollower
+
         self.running = True
         self._started_at = time.time()
-        if self.attach_dir:
-            from core.worker import EventFollower
-
-            offset = self._follow_offset
-            if offset is None:
-                offset = EventFollower.last_run_offset(self.attach_dir)
-            self._follower = EventFollower(self.attach_dir, offset)
-            self.log_line(
-                "following %s (the run goes on when you quit; qat-tui attach %s comes back to it)"
-                % (os.path.join(self.attach_dir, "events.jsonl"), self.attach_dir)
-            )
-            self.set_current(Text("attached to %s, waiting for its events..." % self.attach_dir))
-            self._poll_timer = self.set_interval(0.3, self._poll_events)
-            self._poll_events()
+        offset = self._follow_offset
+        if offset is None:
+            offset = EventFollower.last_run_offset(self.attach_dir)
+        self._follower = EventFollower(self.attach_dir, offset)
+        if self.started_here:
+            self.log_line("the run goes on in its own process; q asks whether to leave it running "
+                          "(qat-tui attach %s comes back to it)" % self.attach_dir)
         else:
-            self.log_line("run folder %s; settings are written to %s" % (self.record.run_dir, SETTINGS_FILENAME), "info")
-            self.run_worker(self._pipeline_thread, thread=True, group="pipeline", exclusive=True, exit_on_error=False)
+            self.log_line("following %s (the run goes on when you quit; qat-tui attach %s comes back to it)"
+                          % (os.path.join(self.attach_dir, "events.jsonl"), self.attach_dir))
+        self.set_current(Text("waiting for the run's first events (the worker is loading torch)..."))
+        self._poll_timer = self.set_interval(0.3, self._poll_events)
+        self._poll_events()
         self.refresh_bindings()
 
     # ------------------------------------------------------------------------ attached runs
@@ -269,33 +266,6 @@ class RunScreen(Screen):
         )
         self.set_current(msg)
         self.log_line(msg.plain, "warning")
-
-    # ------------------------------------------------------------------------------- worker
-    def _pipeline_thread(self) -> None:
-        from core.errors import QatError
-        from core.pipeline import Pipeline
-
-        try:
-            Pipeline(self.settings, emit=self._emit, cancel=self.cancel_event).run()
-        except QatError as e:  # raised before the pipeline could report it as an event
-            self._emit(StageFailed(stage="setup", title=e.title, message=e.msg, hint=e.hint))
-            self._emit(RunFinished(ok=False, failed_stage="setup"))
-        except Exception as e:
-            self._emit(LogLine(level="error", text=traceback.format_exc()))
-            self._emit(StageFailed(stage="setup", title="Run failed", message="%s: %s" % (type(e).__name__, e),
-                                   hint="this looks like a bug in qat-tui; the traceback is in the log tab"))
-            self._emit(RunFinished(ok=False, failed_stage="setup"))
-
-    def _emit(self, event: Event) -> None:
-        """Called in the pipeline thread: hand the event to the UI thread (waits until it is shown)."""
-        app = self.app
-        if getattr(app, "closing", False):
-            self.cancel_event.set()
-            return
-        try:
-            app.call_from_thread(self.handle_event, event)
-        except Exception:  # the app has gone: stop the pipeline at its next batch
-            self.cancel_event.set()
 
     # ------------------------------------------------------------------------------- events
     def handle_event(self, e: Event) -> None:
@@ -479,21 +449,21 @@ class RunScreen(Screen):
         if action == "cancel":
             return self.running
         if action == "back":
-            return not self.running or not self.owns_pipeline
+            return True
         if action == "results":
             return not self.running
         return True
 
     def request_cancel(self) -> None:
-        if not self.running or self.cancel_event.is_set():
-            return
-        if self.attach_dir:
-            from core.worker import request_cancel
+        """Ask the run's worker to stop at its next batch (SIGTERM); it records the stage as cancelled."""
+        from core.worker import request_cancel
 
-            if not request_cancel(self.attach_dir):
-                self.notify("No process holds %s: nothing to cancel." % self.attach_dir, severity="warning")
-                return
-        self.cancel_event.set()
+        if not self.running or self.cancel_requested:
+            return
+        if not request_cancel(self.attach_dir):
+            self.notify("No process holds %s: nothing to cancel." % self.attach_dir, severity="warning")
+            return
+        self.cancel_requested = True
         self.set_current(Text("cancelling: the running stage stops at its next batch...", style="bold magenta"))
         self.log_line("cancel requested", "warning")
 
@@ -520,8 +490,8 @@ class RunScreen(Screen):
         self.app.push_screen(ResultsScreen(self.record, self.settings))
 
     def action_back(self) -> None:
-        if self.running and self.owns_pipeline:
-            self.notify("A run is in progress: c cancels it, q quits.", timeout=3)
+        if self.running:
+            self.notify("The run goes on in its own process: c cancels it, q asks whether to leave it running.", timeout=4)
             return
         self._stop_polling()
         self.app.pop_screen()
