@@ -6,7 +6,13 @@ TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 SHARED_DATA ?= ../shared/data
 PIP := $(VENV)/bin/pip --disable-pip-version-check
 
-.PHONY: setup data run test test-fast clean
+# Horizon's XJ3/J5 dockers: Python 3.8 + torch 1.10.2 + torchvision 0.11.3 (all on PyPI for cp38).
+# The core, the horizon backend (on its test double) and the wizard are tested there too.
+PYTHON38 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.8*/bin/python3.8) $(shell command -v python3.8 2>/dev/null))
+VENV38 ?= .venv38
+PIP38 := $(VENV38)/bin/pip --disable-pip-version-check
+
+.PHONY: setup setup38 data run test test-py311 test-py38 test-fast bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +22,20 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 setup: $(VENV)/.installed
+
+# torch first, then torchvision without dependencies: pip's resolver was seen spinning for more than ten
+# minutes when asked for the three together.
+$(VENV38)/.installed: pyproject.toml
+	@test -n "$(PYTHON38)" || { echo "no python3.8 found (pyenv install 3.8, or set PYTHON38=...)"; exit 1; }
+	$(PYTHON38) -m venv $(VENV38)
+	$(PIP38) install -q --upgrade pip
+	$(PIP38) install -q torch==1.10.2
+	$(PIP38) install -q --no-deps torchvision==0.11.3
+	$(PIP38) install -q pillow 'numpy<2'
+	$(PIP38) install -q -e '.[test]'
+	touch $@
+
+setup38: $(VENV38)/.installed
 
 # Real CIFAR-10 in both layouts (cifar-10-batches-py and an ImageFolder tree) from ../shared/data.
 data/cifar-10-batches-py/batches.meta: | $(VENV)/.installed
@@ -27,11 +47,21 @@ data: data/cifar-10-batches-py/batches.meta
 run: setup data
 	$(VENV)/bin/qat-tui --preset quick
 
-test: setup
+# Everything CI runs: Python 3.11 with the torch backend, then Horizon's Python 3.8 + torch 1.10
+# environment (tests that need the torch backend skip there, saying why).
+test: test-py311 test-py38
+
+test-py311: setup
 	$(VENV)/bin/python -m pytest -q
+
+test-py38: setup38
+	$(VENV38)/bin/python -m pytest -q -p no:cacheprovider
 
 test-fast: setup
 	$(VENV)/bin/python -m pytest -q -m "not slow"
 
+bench: setup data
+	$(VENV)/bin/python benchmarks/quick_preset.py --fresh
+
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) $(VENV38) runs .pytest_cache

@@ -58,11 +58,19 @@ class Detection:
 
     backends: List[Any] = field(default_factory=list)  # core.backends.base.BackendInfo
     devices: List[Any] = field(default_factory=list)  # core.devices.DeviceInfo
-    observers: Dict[str, str] = field(default_factory=dict)
+    observers_by_backend: Dict[str, Dict[str, str]] = field(default_factory=dict)
+    marches: List[str] = field(default_factory=list)  # what the installed horizon plugin defines
     errors: List[str] = field(default_factory=list)
 
     def device_names(self) -> List[str]:
         return [d.name for d in self.devices]
+
+    def available(self, backend: str) -> bool:
+        return any(b.name == backend and b.available for b in self.backends)
+
+    def observers(self, backend: str) -> Dict[str, str]:
+        """Calibration observers ``backend`` offers here (empty when it cannot run here)."""
+        return dict(self.observers_by_backend.get(backend, {}))
 
 
 def device_problem(device: str, detection: Optional[Detection]) -> Optional[str]:
@@ -229,8 +237,12 @@ class QatApp(App):
 
             det.backends = detect_backends()
             for info in det.backends:
-                if info.available and not det.observers:
-                    det.observers = backend_class(info.name)().calib_observers()
+                if info.available:
+                    det.observers_by_backend[info.name] = backend_class(info.name)().calib_observers()
+                    if info.name == "horizon":
+                        from core.backends.horizon import plugin_marches
+
+                        det.marches = plugin_marches()
         except Exception as e:  # reported on the backend screen, never fatal
             det.errors.append("backend detection failed: %s: %s" % (type(e).__name__, e))
         try:
@@ -246,6 +258,10 @@ class QatApp(App):
 
     def _detected(self, det: Detection) -> None:
         self.detection = det
+        # Inside Horizon's docker the horizon backend is the default (unless a settings file chose).
+        if not self._have_settings and det.available("horizon") and self.values["run"]["backend"] == "torch":
+            self.values["run"]["backend"] = "horizon"
+            self.notify("horizon_plugin_pytorch found: the horizon backend is selected (Backend step).", timeout=6)
         waiters, self._detect_waiters = self._detect_waiters, []
         for cb in waiters:
             try:

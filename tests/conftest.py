@@ -160,3 +160,20 @@ def horizon_double(tmp_path_factory: Any):
     if not preexisting:
         for name in [m for m in sys.modules if m.split(".")[0] in ("horizon_plugin_pytorch", "hbdk", "hbdk4")]:
             del sys.modules[name]
+
+
+def _torch_backend_available() -> bool:
+    try:
+        from core.backends.torch_pt2e import TorchPt2eBackend
+
+        return TorchPt2eBackend.detect().available
+    except Exception:
+        return False
+
+
+TORCH_BACKEND = _torch_backend_available()
+requires_torch_backend = pytest.mark.skipif(
+    not TORCH_BACKEND,
+    reason="the torch backend needs torch >= 2.5 and torchao; this environment is Horizon's "
+    "(Python 3.8 + torch 1.10), where the horizon backend runs",
+)

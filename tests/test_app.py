@@ -16,6 +16,8 @@ import pytest
 from core.settings import preset
 from qat_tui.app import QatApp
 
+from .conftest import requires_torch_backend
+
 SIZE = (80, 24)
 
 
@@ -302,6 +304,7 @@ async def _go_to_review_and_run(pilot: Any, app: Any) -> Any:
 
 
 @pytest.mark.slow
+@requires_torch_backend
 @pytest.mark.timeout(600)
 async def test_whole_run_to_results(tiny_settings: Any) -> None:
     from textual.widgets import DataTable
@@ -362,6 +365,7 @@ async def test_whole_run_to_results(tiny_settings: Any) -> None:
 
 
 @pytest.mark.slow
+@requires_torch_backend
 @pytest.mark.timeout(300)
 async def test_cancel_records_cancelled(tiny_settings: Any) -> None:
     settings = tiny_settings(float={"epochs": 20})
@@ -385,6 +389,7 @@ async def test_cancel_records_cancelled(tiny_settings: Any) -> None:
 
 
 @pytest.mark.slow
+@requires_torch_backend
 @pytest.mark.timeout(300)
 async def test_failed_setup_shows_error_panel(tiny_settings: Any) -> None:
     """A device that does not exist, given to the run directly (the wizard refuses it earlier): the
@@ -414,6 +419,7 @@ async def test_failed_setup_shows_error_panel(tiny_settings: Any) -> None:
 
 
 @pytest.mark.slow
+@requires_torch_backend
 @pytest.mark.timeout(300)
 async def test_quit_during_a_run_asks_and_leaving_keeps_it_running(tiny_settings: Any) -> None:
     """q during a run asks: leave it running or stop it. Left running, the worker goes on without the

@@ -165,3 +165,37 @@ def test_qconfig_names_by_plugin_version(version, out_name, observers):
     assert any(out_name in line for line in got["lines"])
     assert "old name 'out_8bit' meant this int32 output" in " ".join(got["lines"])
     assert got["observers"] == observers
+
+
+@pytest.mark.slow
+def test_headless_run_and_exported_script_on_the_double(cifar_python_root, tmp_path, capsys):
+    """The same settings headless (qat-tui run) give the same stages and artifacts as the engine run;
+    the exported horizon script runs stage by stage against the double."""
+    import json
+
+    from core import settings as S
+    from core.export import export_script
+    from core.state import RunState
+    from qat_tui.cli import main
+
+    settings = _settings(cifar_python_root, str(tmp_path / "headless"))
+    path = str(tmp_path / "hz.toml")
+    S.save(settings, path)
+    assert main(["run", "--config", path]) == 0
+    out = capsys.readouterr().out
+    assert "model check: HBDK model check PASS" in out and "wrote model.hbm" in out
+    state = RunState.load(settings.run_path())
+    assert state.finished_stages() == ["float", "calib", "qat", "int_infer", "compile"]
+    assert {"model.hbm", "model.hbir", "model.pt", "int_model.pt"} <= set(state.stage("compile")["artifacts"]) | set(state.stage("int_infer")["artifacts"])
+
+    scripted = _settings(cifar_python_root, str(tmp_path / "script"))
+    script, _toml = export_script(scripted, str(tmp_path / "qat_horizon.py"))
+    for stage in ("float", "calib", "qat", "int_infer", "compile"):
+        proc = subprocess.run([sys.executable, script, "--stage", stage], capture_output=True, text=True)
+        assert proc.returncode == 0, (stage, proc.stdout[-2000:], proc.stderr[-3000:])
+    run_dir = scripted.run_path()
+    for name in ("float-checkpoint.ckpt", "calib-checkpoint.ckpt", "qat-checkpoint.ckpt", "int_model.pt", "model.hbm", "model.hbir"):
+        assert os.path.exists(os.path.join(run_dir, name)), name
+    with open(os.path.join(run_dir, "metrics.json")) as f:
+        metrics = json.load(f)
+    assert metrics["int_infer"]["top1"] > 20 and metrics["compile"]["fps"] > 0

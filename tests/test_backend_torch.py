@@ -15,6 +15,10 @@ from core.backends.torch_pt2e import (
 from core.models import build_float_model
 from core.settings import CompileStageSettings, QconfigSettings
 
+from .conftest import requires_torch_backend
+
+pytestmark = requires_torch_backend
+
 
 @pytest.fixture(scope="module")
 def backend():

@@ -9,7 +9,9 @@ from core import events as E
 from core.pipeline import Pipeline
 from core.settings import validate
 
-pytestmark = pytest.mark.slow
+from .conftest import requires_torch_backend
+
+pytestmark = [pytest.mark.slow, requires_torch_backend]
 
 
 def _settings(root, run_dir, **over):

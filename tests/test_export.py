@@ -13,7 +13,10 @@ from core.export import export_script, render_script
 from core.pipeline import Pipeline
 from qat_tui.cli import main
 
+from .conftest import requires_torch_backend
 
+
+@requires_torch_backend
 def test_hostile_values_stay_literals(tmp_path):
     evil = 'a"; import os; os.system("touch %s")  # \n\'\'\' 中文 目录 with spaces' % (tmp_path / "pwned")
     s = S.preset("quick", data={"root": evil}, run={"run_dir": str(tmp_path / "运行 dir")})
@@ -43,6 +46,7 @@ def test_cli_export_from_a_run_directory(tmp_path, capsys):
 
 
 @pytest.mark.slow
+@requires_torch_backend
 def test_exported_torch_script_reproduces_the_pipeline(real_cifar10, tmp_path):
     common = {
         "run": {"threads": 2, "seed": 3},

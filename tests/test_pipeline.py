@@ -13,7 +13,7 @@ from core.pipeline import EVENTS_FILENAME, Pipeline
 from core.settings import validate
 from core.state import RunState
 
-from .conftest import tiny_settings_dict
+from .conftest import tiny_settings_dict, requires_torch_backend
 
 ALL_ARTIFACTS = {
     "float-checkpoint.ckpt",
@@ -26,6 +26,8 @@ ALL_ARTIFACTS = {
     "perf.json",
     "model_graph.txt",
 }
+
+pytestmark = requires_torch_backend
 
 
 class Recorder:

@@ -17,9 +17,9 @@ from core.runs import RunLock, is_running, list_runs, lock_holder
 from core.state import RunState
 from core.worker import EventFollower, pid_alive, request_cancel, start_detached
 
-from .conftest import tiny_settings_dict
+from .conftest import tiny_settings_dict, requires_torch_backend
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, requires_torch_backend]
 STAGES = ["float", "calib", "qat", "int_infer", "compile"]
 
 

@@ -13,6 +13,17 @@ from ..app import Detection, device_problem
 from ..widgets.fields import SettingField
 from .base import WizardStep
 
+MARCH_LABELS = {
+    "bernoulli": "bernoulli (XJ2)",
+    "bernoulli2": "bernoulli2 (XJ3, RDK X3)",
+    "bayes": "bayes (J5, RDK Ultra) - the sample's",
+    "bayes-e": "bayes-e (J5 variant)",
+    "nash-e": "nash-e (J6E, RDK S100) - hbdk4",
+    "nash-m": "nash-m (J6M) - hbdk4",
+    "nash-p": "nash-p (J6P, RDK S600) - hbdk4",
+}
+"""How each march is shown; the list offered is what the installed plugin defines."""
+
 DEVICE_NOTE = (
     "Horizon's sample hard-codes device cuda:2, which fails on machines with fewer GPUs; "
     "only the devices that exist on this machine are offered here."
@@ -35,6 +46,8 @@ class BackendScreen(WizardStep):
         yield self.field("run", "backend", options=[(b, b) for b in backends])
         yield self.field("run", "device", options=[(AUTO_LABEL, "auto")])
         yield Static(DEVICE_NOTE, classes="step-note")
+        march = self.values["horizon"]["march"]
+        yield self.field("horizon", "march", options=[(MARCH_LABELS.get(march, march), march)])
         yield self.field("run", "seed")
         yield self.field("run", "threads")
 
@@ -71,6 +84,17 @@ class BackendScreen(WizardStep):
         dev = self.get_field("run", "device")
         options = [(AUTO_LABEL, "auto")] + [("%s - %s" % (d.name, d.label), d.name) for d in det.devices]
         dev.set_options(options)
+        backend = self.get_field("run", "backend")
+        if backend.raw() != self.values["run"]["backend"]:
+            backend.set_value(self.values["run"]["backend"])  # horizon became the default
+        march = self.get_field("horizon", "march")
+        if det.marches:
+            march.set_options([(MARCH_LABELS.get(m, m), m) for m in det.marches])
+            march.set_help("march: the BPU the model is compiled for; offered from what the installed "
+                           "horizon_plugin_pytorch defines. set_march() runs before any prepare.")
+        else:
+            march.set_help("march (horizon backend only): bernoulli2 = XJ3, bayes = J5, nash-* = J6/S100. "
+                           "horizon_plugin_pytorch is not installed here, so its list is not known.")
         self.check_device()
         self.check_backend()
 

@@ -32,13 +32,23 @@ class QconfigScreen(WizardStep):
 
     def on_mount(self) -> None:
         self.refresh_observer_help()
-        self.app.when_detected(lambda _det: self.refresh_observer_help())  # type: ignore[attr-defined]
+        self.app.when_detected(lambda _det: self._offer_backend_observers())  # type: ignore[attr-defined]
         self.get_field("qconfig", "calib_observer").control.focus()
 
+    def _offer_backend_observers(self) -> None:
+        if not self.is_attached:
+            return
+        obs = self.observers()
+        if obs and "default" not in obs:
+            self.get_field("qconfig", "calib_observer").set_options([(name, name) for name in obs])
+        self.refresh_observer_help()
+
     def observers(self) -> Dict[str, str]:
+        """The calibration observers of the chosen backend (all known ones until detection is done)."""
         det = getattr(self.app, "detection", None)
-        if det is not None and det.observers:
-            return dict(det.observers)
+        backend = self.values["run"]["backend"]
+        if det is not None and det.observers(backend):
+            return det.observers(backend)
         return {c: "" for c in field_choices("qconfig", "calib_observer") or []}
 
     def refresh_observer_help(self) -> None:
@@ -53,8 +63,9 @@ class QconfigScreen(WizardStep):
             if help_text:
                 t.append(": " + help_text, style=style)
             t.append("\n")
-        t.append("Calibration runs these observers over the calibration images to set the initial scales; "
-                 "QAT then trains the scales with moving-average min/max.", style="dim")
+        t.append("Observers of the %s backend. Calibration runs the chosen one over the calibration images to "
+                 "set the initial scales; QAT then trains the scales with moving-average min/max."
+                 % self.values["run"]["backend"], style="dim")
         self.query_one("#observer-help", Static).update(t)
 
     def on_setting_field_changed(self, event: SettingField.Changed) -> None:

@@ -41,7 +41,7 @@ def load_check(record: RunRecord) -> Optional[Dict[str, Any]]:
             return None
     m = record.metrics.get("compile", {})
     if "check_passed" in m:
-        return {"passed": bool(m["check_passed"]), "summary": m.get("check_summary", ""), "items": []}
+        return {"passed": bool(m["check_passed"]), "summary": m.get("check_summary", ""), "items": m.get("check_items", [])}
     return None
 
 
@@ -100,6 +100,7 @@ class ResultsScreen(Screen):
         Binding("1", "tab('summary')", "Summary"),
         Binding("2", "tab('artifacts')", "Artifacts"),
         Binding("3", "tab('check')", "Check"),
+        Binding("t", "raw_check", "Raw check text"),
         Binding("escape", "back", "Back to run"),
     ]
 
@@ -165,6 +166,10 @@ class ResultsScreen(Screen):
         if lat:
             t.append("latency (CPU): ", style="bold")
             t.append(lat + "\n")
+        bpu = self._bpu_perf_line()
+        if bpu:
+            t.append("BPU estimate (hbdk perf): ", style="bold")
+            t.append(bpu + "\n")
         t.append("run folder: ", style="bold")
         t.append(run_dir + "\n")
         t.append("rerun headless: ", style="bold")
@@ -193,7 +198,8 @@ class ResultsScreen(Screen):
             passed = self.check_data["passed"]
             v = Text("PASS" if passed else "FAIL", style="bold white on green" if passed else "bold white on red")
             v.append(" " + _strip_verdict(self.check_data.get("summary", "")))
-            v.append("\nops that are not plain int8 (all others are):" if self.check_items else "\nevery op runs in int8.", style="dim")
+            v.append("\nadvice (ops that are not plain int8; t: the raw text as printed):" if self.check_items
+                     else "\nnothing to advise (t: the raw text as printed).", style="dim")
             verdict.update(v)
             for item in self.check_items:
                 ct.add_row(item.get("status", ""), item.get("op", ""), item.get("module", ""), item.get("reason", ""),
@@ -210,6 +216,33 @@ class ResultsScreen(Screen):
             if f is not None or i is not None:
                 parts.append("batch %d: fp32 %s, int8 %s ms" % (bs, _ms(f), _ms(i)))
         return "; ".join(parts)
+
+    def _bpu_perf_line(self) -> str:
+        m = self.record.metrics.get("compile", {})
+        parts = []
+        if m.get("fps") is not None:
+            parts.append("FPS %s" % m["fps"])
+        if m.get("latency_us") is not None:
+            parts.append("latency %s us" % m["latency_us"])
+        if m.get("ddr_mb_per_frame") is not None:
+            parts.append("DDR %s MB/frame" % m["ddr_mb_per_frame"])
+        if m.get("march"):
+            parts.append("march %s" % m["march"])
+        return ", ".join(parts)
+
+    def action_raw_check(self) -> None:
+        """Show check_report.txt as the toolchain printed it."""
+        art = self.record.artifacts.get("check_report.txt")
+        path = (art or {}).get("path", "")
+        try:
+            with open(path, "r", encoding="utf-8", errors="replace") as f:
+                text = f.read()
+        except OSError:
+            self.notify("check_report.txt is not available for this run", severity="warning")
+            return
+        from .text_modal import TextModal
+
+        self.app.push_screen(TextModal("check_report.txt (raw)", text))
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         target = {"summary": "#accuracy-table", "artifacts": "#artifact-table", "check": "#check-table"}.get(event.pane.id or "")

@@ -1,0 +1,29 @@
+"""A scrollable read-only text (e.g. check_model's output as printed); Escape closes it."""
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Static, TextArea
+
+
+class TextModal(ModalScreen):
+    BINDINGS = [Binding("escape", "close", "Close"), Binding("q", "close", "Close", show=False)]
+
+    def __init__(self, title: str, text: str) -> None:
+        super().__init__()
+        self.title_text = title
+        self.body = text
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="text-box"):
+            yield Static(Text(" %s  (esc closes) " % self.title_text, style="bold reverse"))
+            yield TextArea(self.body, read_only=True, show_line_numbers=False, id="text-body")
+
+    def on_mount(self) -> None:
+        self.query_one("#text-body").focus()
+
+    def action_close(self) -> None:
+        self.dismiss(None)
