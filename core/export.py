@@ -30,8 +30,17 @@ def render_script(settings: Settings) -> str:
     """The script text for ``settings`` (its backend's template with the settings baked in).
 
     Raises:
-        QatError: no template for the backend, or the rendered text does not compile (a bug).
+        QatError: no template for the backend, an hbdk4 (nash-*) march, or the rendered text does
+            not compile (a bug).
     """
+    if settings.run.backend == "horizon" and settings.horizon.march.lower().startswith("nash"):
+        raise QatError(
+            "the exported horizon script follows Horizon's hbdk3 sample (prepare_qat_fx, compile_model); "
+            "march %s uses the hbdk4 flow, which it does not cover yet" % settings.horizon.march,
+            hint="run this march with qat-tui run --config FILE, or export with an hbdk3 march "
+            "(bernoulli2, bayes, bayes-e)",
+            title="Export",
+        )
     name = TEMPLATES.get(settings.run.backend)
     if name is None:
         raise QatError("no script template for backend %r" % settings.run.backend, title="Export")

@@ -497,8 +497,9 @@ def run_int_infer(ctx: StageContext) -> Dict[str, Any]:
     ctx.check_cancel()
     int_model = ctx.backend.convert(prepared, (example,))
     ctx.check_cancel()
-    art = ctx.backend.save_int_model(int_model, (example,), ctx.run_dir)
-    ctx.record_artifact(art.name, art.path, art.description)
+    saved = ctx.backend.save_int_model(int_model, (example,), ctx.run_dir)
+    for art in saved if isinstance(saved, list) else [saved]:
+        ctx.record_artifact(art.name, art.path, art.description)
     int_model.to(ctx.device)
     ev = evaluate(int_model, ctx.data.eval_loader(), ctx.loop())
     ctx.emit(EpochEnd(stage="int_infer", epoch=1, epochs=1, top1=ev["top1"], top5=ev["top5"], best=True, seconds=ev["seconds"]))

@@ -199,3 +199,91 @@ def test_headless_run_and_exported_script_on_the_double(cifar_python_root, tmp_p
     with open(os.path.join(run_dir, "metrics.json")) as f:
         metrics = json.load(f)
     assert metrics["int_infer"]["top1"] > 20 and metrics["compile"]["fps"] > 0
+
+
+HBDK4_RUN = r"""
+import json, sys
+from horizon_plugin_pytorch import _double
+from qat_tui.cli import main
+rc = main(["run", "--config", sys.argv[1]])
+keys = ("api", "march", "method", "has_example_inputs", "training", "march_arg", "stage", "opt", "io_removed",
+        "use_netron", "path", "output_dir")
+print("CALLS=" + json.dumps([{k: c[k] for k in keys if k in c} for c in _double.CALLS]))
+sys.exit(rc)
+"""
+
+
+@pytest.mark.slow
+def test_hbdk4_march_runs_all_stages_on_the_double(cifar_python_root, tmp_path):
+    """nash-e (J6/S100): prepare with a QconfigSetter, export -> convert -> HBIR evaluation in int_infer,
+    statistics -> remove_io_op -> compile -> hbm_perf -> visualize in compile (OE-Skills full-pipeline
+    template), run headless against the double of plugin 2.1.0 + hbdk4."""
+    import json
+
+    from core import settings as S
+    from core.state import RunState
+
+    settings = _settings(cifar_python_root, str(tmp_path / "run"), horizon={"march": "nash-e", "opt": "O2"})
+    path = str(tmp_path / "nash.toml")
+    S.save(settings, path)
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    repo = os.path.dirname(os.path.dirname(HORIZON_DOUBLE.rstrip(os.sep)))
+    env = dict(os.environ, QAT_TUI_DOUBLE_PLUGIN_VERSION="2.1.0", PYTHONPATH=os.pathsep.join([HORIZON_DOUBLE, repo]))
+    proc = subprocess.run([sys.executable, "-c", HBDK4_RUN, path], env=env, cwd=str(cwd), capture_output=True, text=True)
+    assert proc.returncode == 0, (proc.stdout[-3000:], proc.stderr[-3000:])
+    calls = json.loads(proc.stdout.split("CALLS=", 1)[1].strip())
+    apis = [c["api"] for c in calls]
+
+    # march first, then prepare (never prepare_qat_fx from us: the double's prepare delegates to it)
+    first_prepare = apis.index("prepare")
+    assert any(c["api"] == "set_march" and c.get("march") == "nash-e" for c in calls[:first_prepare])
+    prepares = [c for c in calls if c["api"] == "prepare"]
+    assert len(prepares) >= 3 and all(c["has_example_inputs"] for c in prepares)  # calib, qat, int_infer restore
+    assert all(apis[i - 1] == "prepare" for i, a in enumerate(apis) if a == "prepare_qat_fx")
+    # int_infer: export of the model in eval/validation state, convert for the march, HBIR inference
+    export = [c for c in calls if c["api"] == "export"]
+    assert len(export) == 1 and export[0]["training"] is False
+    convert = [c for c in calls if c["api"] == "hbdk4.convert"]
+    assert [c["march_arg"] for c in convert] == ["nash-e"]
+    feeds = [c for c in calls if c["api"] == "hbdk4.feed"]
+    assert len(feeds) == settings.data.eval_images  # one image at a time (static batch-1 HBIR)
+    # compile: statistics before remove_io_op before compile, opt O2 -> 2, then perf and the ONNX picture
+    order = [a for a in apis if a in ("hbdk4.statistics", "hbdk4.remove_io_op", "hbdk4.compile", "hbdk4.hbm_perf", "hbdk4.visualize")]
+    assert order == ["hbdk4.statistics", "hbdk4.remove_io_op", "hbdk4.compile", "hbdk4.hbm_perf", "hbdk4.visualize"]
+    comp = [c for c in calls if c["api"] == "hbdk4.compile"][0]
+    assert comp["opt"] == 2 and comp["io_removed"] == ["Dequantize", "Quantize"]
+    assert [c["use_netron"] for c in calls if c["api"] == "hbdk4.visualize"] == [False]
+    # no hbdk3 tool is touched for a nash march
+    assert not {"check_model", "compile_model", "perf_model", "visualize_model"} & set(apis)
+
+    run_dir = settings.run_path()
+    state = RunState.load(run_dir)
+    assert state.finished_stages() == ["float", "calib", "qat", "int_infer", "compile"]
+    arts = set(state.stage("int_infer")["artifacts"]) | set(state.stage("compile")["artifacts"])
+    assert {"int_model.bc", "qat.bc", "model.hbm", "perf_out/model.html", "perf.json", "model.onnx", "check_report.txt"} <= arts
+    # prepare's model_check_result.txt lands in the run directory, not wherever qat-tui was started
+    assert os.path.exists(os.path.join(run_dir, "model_check_result.txt"))
+    assert not os.path.exists(cwd / "model_check_result.txt")
+    m = {s: state.stage(s)["metrics"] for s in ("qat", "int_infer", "compile")}
+    # The HBIR integer model learned the synthetic classes (chance is 10%). How close it comes to the
+    # fake-quant top-1 is the double's numerics (its export runs torch's quantized kernels): within 5
+    # points on torch 2.14; on torch 1.10 measured 70.7 vs 89.5, with the HBIR outputs identical to the
+    # double's convert_fx model, so the gap is in those kernels, not in the HBIR evaluation.
+    assert m["int_infer"]["top1"] >= 50.0 and abs(m["int_infer"]["top1"] - m["qat"]["top1"]) <= 25.0, m
+    assert m["compile"]["check_passed"] is True and m["compile"]["fps"] > 0
+    assert "wrote model.hbm" in proc.stdout
+
+
+def test_hbdk4_options_and_export_refused_clearly(cifar_python_root, tmp_path):
+    from core.backends.horizon import validate_compile_options
+    from core.errors import BackendError, QatError
+    from core.export import render_script
+
+    nash = _settings(cifar_python_root, str(tmp_path / "run"), horizon={"march": "nash-e", "opt": "O3"})
+    with pytest.raises(BackendError) as e:
+        validate_compile_options(nash.horizon)
+    assert "opt 0-2" in str(e.value) and "O0, O1, O2" in e.value.hint
+    with pytest.raises(QatError) as e:
+        render_script(nash)
+    assert "hbdk4" in str(e.value) and "bayes" in e.value.hint

@@ -19,7 +19,7 @@ from __future__ import annotations
 import enum
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 
 class FakeQuantState(str, enum.Enum):
@@ -146,10 +146,11 @@ class QuantBackend(ABC):
         """The integer model of a prepared (calibrated or QAT-trained) model; ``prepared`` is unchanged."""
 
     @abstractmethod
-    def save_int_model(self, int_model: Any, example_inputs: Tuple[Any, ...], out_dir: str) -> Artifact:
+    def save_int_model(self, int_model: Any, example_inputs: Tuple[Any, ...], out_dir: str) -> Union[Artifact, List[Artifact]]:
         """Serialise the integer model into ``out_dir`` (atomically) so that compile can load it.
 
-        Returns the artifact (its ``name`` is the file name, e.g. ``int_model.pt2``).
+        Returns the artifact (its ``name`` is the file name, e.g. ``int_model.pt2``), or a list of
+        artifacts whose first is the integer model (e.g. hbdk4's ``int_model.bc`` and ``qat.bc``).
         """
 
     @abstractmethod

@@ -34,7 +34,7 @@ import os
 import re
 import shutil
 import tempfile
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 from ..errors import BackendError
 from ..io import atomic_write_json, atomic_write_text
@@ -67,6 +67,13 @@ CALIB_OBSERVERS = {
     "mix": "mix: pick the best of the above per layer.",
 }
 """Activation observers of ``get_default_qconfig`` (plugin >= 1.7) offered for calibration."""
+
+HBDK4_CALIB_OBSERVERS = {
+    "min_max": "min_max: the full range seen in calibration (get_qconfig(observer=MinMaxObserver)).",
+    "mse": "mse: clip to minimise the quantization error (get_qconfig(observer=MSEObserver)).",
+}
+"""Calibration observers of the hbdk4 generation's ``get_qconfig(observer=...)``, which accepts
+MinMaxObserver and MSEObserver (plugin source, ``quantization/qconfig.py``)."""
 
 OUT_QCONFIG_NAMES = {
     "qat": ("default_qat_8bit_weight_32bit_out_fake_quant_qconfig", "default_qat_out_8bit_fake_quant_qconfig"),
@@ -113,12 +120,27 @@ def is_hbdk4_march(march: str) -> bool:
     return march.lower().startswith("nash")
 
 
+HBDK4_OPTS = {"O0": 0, "O1": 1, "O2": 2}
+"""``[horizon] opt`` -> hbdk4's ``compile(opt=0..2)`` (OE-Skills hbdk-manual api_reference: opt 0-2)."""
+
+HBDK4_MODEL_NAME = "int_model.bc"
+HBDK4_QAT_NAME = "qat.bc"
+
+
 def validate_compile_options(options: Any) -> None:
     """Check ``[horizon]`` compile options before hbdk sees them.
 
     Raises:
-        BackendError: unknown opt, input_source, layout or balance factor, naming the allowed values.
+        BackendError: unknown opt, input_source, layout or balance factor, naming the allowed values;
+            for an hbdk4 march (nash-*), an opt outside O0-O2.
     """
+    if is_hbdk4_march(options.march):
+        if options.opt not in HBDK4_OPTS:
+            raise BackendError(
+                "[horizon] opt = %r: hbdk4 (march %s) compiles with opt 0-2 only" % (options.opt, options.march),
+                hint="use one of: %s" % ", ".join(HBDK4_OPTS),
+            )
+        return
     if options.opt not in HBDK3_OPTS:
         raise BackendError(
             "[horizon] opt = %r is not an hbdk optimisation option" % options.opt,
@@ -197,6 +219,7 @@ class HorizonBackend(QuantBackend):
 
             options = HorizonSettings()
         self.options = options
+        self.work_dir: Optional[str] = None  # the run directory, set by validate_settings
 
     # ---------------------------------------------------------------------------------- detection
     @classmethod
@@ -257,6 +280,10 @@ class HorizonBackend(QuantBackend):
         from horizon_plugin_pytorch.quantization import QuantStub
         from torch.quantization import DeQuantStub
 
+        if is_hbdk4_march(self.options.march):
+            # hbdk4 generation: one stub per input/output, no fixed scale (OE-Skills
+            # j6-plugin-hbdk-generating/references/full-pipeline-template.md).
+            return QuantStub(), DeQuantStub()
         # Inputs are centred YUV444 / 128, i.e. in [-1, 1): a fixed scale of 1/128 maps them exactly to
         # int8; Horizon requires it for input_source="pyramid" (quick_start.md, "获取浮点模型").
         return QuantStub(scale=1.0 / 128), DeQuantStub()
@@ -267,6 +294,8 @@ class HorizonBackend(QuantBackend):
     def calib_observers(self) -> Dict[str, str]:
         from horizon_plugin_pytorch.quantization import qconfig as qc
 
+        if is_hbdk4_march(self.options.march):
+            return dict(HBDK4_CALIB_OBSERVERS)
         if hasattr(qc, "get_default_qconfig"):
             return dict(CALIB_OBSERVERS)
         return {"default": "this plugin version has only default_calib_8bit_fake_quant_qconfig"}
@@ -322,7 +351,9 @@ class HorizonBackend(QuantBackend):
     def prepare(self, float_model: Any, example_inputs: Tuple[Any, ...], stage: str, qconfig: Any) -> Any:
         from horizon_plugin_pytorch.quantization import prepare_qat_fx
 
-        self._set_march()
+        march = self._set_march()
+        if is_hbdk4_march(march):
+            return Hbdk4Flow(self).prepare(float_model, example_inputs, stage, qconfig)
         qdict, lines = self.qconfig_dict(stage, qconfig)
         self.last_qconfig_lines = lines
         # prepare mutates (and may move) the model it gets: always hand it a fresh float copy.
@@ -344,6 +375,15 @@ class HorizonBackend(QuantBackend):
             set_fake_quantize(model, HFQ.VALIDATION)
 
     def load_calib_state(self, qat_model: Any, calib_state: Dict[str, Any]) -> List[str]:
+        if is_hbdk4_march(self.options.march):
+            # calibration and QAT are prepared with different observers (the template's calibration
+            # observer vs MinMaxObserver): load what both have, and say what did not load.
+            res = qat_model.load_state_dict(calib_state, strict=False)
+            lines = ["loaded the calibration state (%d tensors) into the QAT model" % (len(calib_state) - len(res.unexpected_keys))]
+            if res.missing_keys or res.unexpected_keys:
+                lines.append("observer entries only in one of the two models (not loaded): %d missing, %d unexpected, e.g. %s"
+                             % (len(res.missing_keys), len(res.unexpected_keys), (res.missing_keys + res.unexpected_keys)[0]))
+            return lines
         # quick_start.md: qat_model.load_state_dict(calib_model.state_dict())
         qat_model.load_state_dict(calib_state)
         return ["loaded the calibration state (%d tensors) into the QAT model" % len(calib_state)]
@@ -351,13 +391,17 @@ class HorizonBackend(QuantBackend):
     def convert(self, prepared: Any, example_inputs: Tuple[Any, ...]) -> Any:
         from horizon_plugin_pytorch.quantization import convert_fx
 
-        self._set_march()
+        march = self._set_march()
+        if is_hbdk4_march(march):
+            return Hbdk4Flow(self).convert(prepared, example_inputs)
         return convert_fx(copy.deepcopy(prepared).cpu())
 
     # ------------------------------------------------------------------------------ integer model
-    def save_int_model(self, int_model: Any, example_inputs: Tuple[Any, ...], out_dir: str) -> Artifact:
+    def save_int_model(self, int_model: Any, example_inputs: Tuple[Any, ...], out_dir: str) -> Union[Artifact, List[Artifact]]:
         import torch
 
+        if isinstance(int_model, HbirModel):
+            return Hbdk4Flow(self).save(int_model, out_dir)
         path = os.path.join(out_dir, INT_MODEL_NAME)
         x = example_inputs[0].detach().cpu()
         model = int_model.cpu().eval()
@@ -382,6 +426,8 @@ class HorizonBackend(QuantBackend):
 
         from ..errors import CheckpointError
 
+        if path.endswith(".bc"):
+            return Hbdk4Flow(self).load(path)
         try:
             return torch.jit.load(path, map_location="cpu")
         except Exception as e:
@@ -402,6 +448,10 @@ class HorizonBackend(QuantBackend):
     ) -> CompileResult:
         from ..capture import capture_output
 
+        validate_compile_options(self.options)
+        if is_hbdk4_march(self.options.march):
+            self._set_march()
+            return Hbdk4Flow(self).compile(int_model, example_inputs, out_dir, log)
         try:
             from horizon_plugin_pytorch.quantization import (
                 check_model,
@@ -414,8 +464,6 @@ class HorizonBackend(QuantBackend):
         o = self.options
         validate_compile_options(o)
         march = self._set_march()
-        if is_hbdk4_march(march):
-            return Hbdk4Flow(self).compile(int_model, example_inputs, out_dir, log)
         x = example_inputs[0].detach().cpu()
         script = int_model  # TorchScript, on CPU (hbdk compiles on CPU only)
         result = CompileResult()
@@ -507,6 +555,7 @@ class HorizonBackend(QuantBackend):
 
     def validate_settings(self, settings: Any) -> None:
         super().validate_settings(settings)
+        self.work_dir = settings.run_path()
         self._set_march()
         if settings.compile.enabled:
             validate_compile_options(self.options)
@@ -543,24 +592,286 @@ class CenteredYUV:
         return "CenteredYUV()"
 
 
-class Hbdk4Flow:
-    """The hbdk4 generation (nash-*: J6, S100/S600), from horizon-api.md section B (OE-Skills).
+class HbirModel:
+    """The hbdk4 integer model, called like a torch model.
 
-    compile: ``quantization.hbdk4.export(model, (x,))`` of the QAT model in validation state ->
-    ``hbdk4.compiler.convert(qat_bc, march)`` -> ``compile(quantized, "model.hbm", march, opt)`` ->
-    ``hbm_perf("model.hbm", output_dir)``. What is implemented is what that reference states; the
-    prepare side (``quantization.prepare`` with a ``QconfigSetter``) and integer-model evaluation are
-    not confirmed against a real installation (see the closing note of the Horizon-backend issue).
+    Holds ``qat_bc`` (``horizon_plugin_pytorch.quantization.hbdk4.export`` of the QAT model in
+    validation state) and ``quantized`` (``hbdk4.compiler.convert(qat_bc, march)``). Calling it with a
+    float32 ``(N, 3, H, W)`` batch feeds one image at a time through ``quantized[0].feed`` (HBIR
+    inference on the CPU, OE-Skills ``horizon/skills/hbdk/hbdk-manual/model-inference.md``: inputs and
+    outputs are ``{name: numpy array}``; the HBIR keeps the static batch-1 shape it was exported with)
+    and returns float32 logits ``(N, num_classes)``.
     """
 
-    def __init__(self, backend: HorizonBackend) -> None:
+    def __init__(self, qat_bc: Any, quantized: Any) -> None:
+        self.qat_bc = qat_bc
+        self.quantized = quantized
+
+    def to(self, *args: Any, **kwargs: Any) -> "HbirModel":
+        return self  # HBIR inference runs on the CPU
+
+    def eval(self) -> "HbirModel":
+        return self
+
+    def __call__(self, x: Any) -> Any:
+        import numpy as np
+        import torch
+
+        func = self.quantized[0]
+        inputs = list(getattr(func, "flatten_inputs", func.inputs))
+        outputs = list(getattr(func, "flatten_outputs", func.outputs))
+        if len(inputs) != 1 or not outputs:
+            raise BackendError("the HBIR model has %d inputs and %d outputs; qat-tui feeds one image input" % (len(inputs), len(outputs)))
+        outs = []
+        for i in range(x.shape[0]):
+            got = func.feed({inputs[0].name: x[i : i + 1].detach().cpu().float().numpy()})
+            outs.append(torch.as_tensor(np.asarray(got[outputs[0].name]), dtype=torch.float32).reshape(1, -1))
+        return torch.cat(outs).to(x.device)
+
+
+class Hbdk4Flow:
+    """The hbdk4 generation (nash-*: J6, S100/S600), as HorizonRobotics/OE-Skills
+    ``horizon/skills/plugin/j6-plugin-hbdk-generating/references/full-pipeline-template.md`` does it:
+
+    * prepare: ``prepare(model, (x,), qconfig_setter=QconfigSetter(get_qconfig(observer=...),
+      templates=[ModuleNameTemplate({"": out_dtype}), ConvDtypeTemplate(input_dtype=qint8,
+      weight_dtype=qint8), MatmulDtypeTemplate(input_dtypes=[qint8, qint8])]))`` on a fresh float copy;
+      ``out_dtype`` is float16 for nash-p/nash-h and qint8 otherwise (the template's choice); QAT
+      prepares with MinMaxObserver, calibration with the chosen observer. prepare writes
+      ``model_check_result.txt`` into the current directory: it runs in the run directory.
+    * int_infer: ``model.eval(); set_fake_quantize(VALIDATION)``; ``export(model, x)`` -> ``qat.bc``;
+      ``hbdk4.compiler.convert(qat_bc, march)`` -> ``int_model.bc`` (Horizon's ``quantized.bc``),
+      evaluated with ``Module[0].feed`` (hbdk-manual model-inference.md).
+    * compile: ``statistics`` (``hbtl`` ops run on the CPU: the check report),
+      ``functions[0].remove_io_op(op_types=["Dequantize", "Quantize"])``, ``compile(m, "model.hbm",
+      march, opt=0..2, jobs, progress_bar=False)``, ``hbm_perf("model.hbm", output_dir=perf_out)`` and
+      ``visualize(m, onnx_file="model.onnx")``.
+
+    Unconfirmed without the real packages: the high-precision (int16/float) classifier output through
+    a template (not applied: every output follows the template's global dtype), which state-dict keys
+    a HistogramObserver/MSEObserver calibration shares with a MinMaxObserver QAT model (loaded
+    non-strictly, with the keys that did not load logged), and the wall time of HBIR inference.
+    """
+
+    def __init__(self, backend: "HorizonBackend") -> None:
         self.backend = backend
+        self.march = backend.options.march
 
-    def compile(self, model: Any, example_inputs: Tuple[Any, ...], out_dir: str, log: Log) -> CompileResult:
-        raise BackendError(
-            "compiling for %s (hbdk4) is not supported yet" % self.backend.options.march,
-            hint="use an hbdk3 march (bernoulli2, bayes, bayes-e) or compile with hbdk4's own tools",
+    # ------------------------------------------------------------------------------------ prepare
+    def setter(self, stage: str, qconfig: Any) -> Tuple[Any, List[str]]:
+        import torch
+
+        try:
+            from horizon_plugin_pytorch.quantization import QconfigSetter, get_qconfig, qint8
+            from horizon_plugin_pytorch.quantization.observer_v2 import MinMaxObserver, MSEObserver
+            from horizon_plugin_pytorch.quantization.qconfig_setter import (
+                ConvDtypeTemplate,
+                MatmulDtypeTemplate,
+                ModuleNameTemplate,
+            )
+        except ImportError as e:
+            raise BackendError(
+                "march %s needs the hbdk4-generation plugin API (QconfigSetter, get_qconfig): %s" % (self.march, e),
+                hint="use Horizon's J6/S100 docker, or an hbdk3 march (bernoulli2, bayes, bayes-e)",
+            ) from None
+        if stage == "calib":
+            name = qconfig.calib_observer
+            if name not in HBDK4_CALIB_OBSERVERS:
+                raise BackendError(
+                    "calibration observer %r is not offered for %s" % (name, self.march),
+                    hint="choose one of: %s" % ", ".join(HBDK4_CALIB_OBSERVERS),
+                )
+            observer = MSEObserver if name == "mse" else MinMaxObserver
+        else:
+            observer = MinMaxObserver
+        out_dtype = torch.float16 if self.march in ("nash-p", "nash-h") else qint8
+        setter = QconfigSetter(
+            get_qconfig(observer=observer),
+            templates=[
+                ModuleNameTemplate({"": out_dtype}),
+                ConvDtypeTemplate(input_dtype=qint8, weight_dtype=qint8),
+                MatmulDtypeTemplate(input_dtypes=[qint8, qint8]),
+            ],
         )
+        lines = [
+            "all layers: QconfigSetter(get_qconfig(observer=%s)) - 8-bit weights and conv/matmul inputs, "
+            "outputs %s" % (observer.__name__, "float16" if out_dtype is torch.float16 else "8-bit"),
+        ]
+        if qconfig.high_precision_output:
+            lines.append("high-precision output: not applied for hbdk4 marches yet (the classifier follows all layers)")
+        return setter, lines
 
+    def prepare(self, float_model: Any, example_inputs: Tuple[Any, ...], stage: str, qconfig: Any) -> Any:
+        try:
+            from horizon_plugin_pytorch.quantization import prepare
+        except ImportError:
+            raise BackendError(
+                "this horizon_plugin_pytorch has no quantization.prepare (hbdk4 generation) for %s" % self.march,
+                hint="use Horizon's J6/S100 docker, or an hbdk3 march (bernoulli2, bayes, bayes-e)",
+            ) from None
+        setter, lines = self.setter(stage, qconfig)
+        self.backend.last_qconfig_lines = lines
+        x = tuple(t.detach().cpu() for t in example_inputs)
+        cwd = os.getcwd()
+        work = self.backend.work_dir or cwd
+        os.makedirs(work, exist_ok=True)
+        os.chdir(work)  # prepare writes model_check_result.txt into the current directory
+        try:
+            return prepare(copy.deepcopy(float_model).cpu(), x, qconfig_setter=setter)
+        finally:
+            os.chdir(cwd)
 
-__all__ = ["HorizonBackend", "CenteredYUV", "parse_check_output", "perf_summary", "plugin_marches", "validate_compile_options"]
+    # ---------------------------------------------------------------------------------- int_infer
+    def convert(self, prepared: Any, example_inputs: Tuple[Any, ...]) -> HbirModel:
+        from horizon_plugin_pytorch.quantization import FakeQuantState as HFQ
+        from horizon_plugin_pytorch.quantization import set_fake_quantize
+
+        try:
+            from hbdk4.compiler import convert
+            from horizon_plugin_pytorch.quantization.hbdk4 import export
+        except ImportError as e:
+            raise BackendError(
+                "march %s converts with hbdk4, which does not import (%s)" % (self.march, e),
+                hint="run int_infer inside Horizon's J6/S100 docker (hbdk4-compiler installed)",
+            ) from None
+        model = copy.deepcopy(prepared).cpu()
+        model.eval()
+        set_fake_quantize(model, HFQ.VALIDATION)  # export wants the validation state (OE j6-plugin-export)
+        x = example_inputs[0][:1].detach().cpu()  # the deployed model takes one image
+        qat_bc = export(model, x)
+        quantized = convert(qat_bc, self.march)
+        return HbirModel(qat_bc, quantized)
+
+    def save(self, model: HbirModel, out_dir: str) -> List[Artifact]:
+        from hbdk4.compiler import save
+
+        arts = []
+        for obj, name, what in (
+            (model.quantized, HBDK4_MODEL_NAME,
+             "The integer HBIR model for %s (hbdk4 convert of qat.bc; Horizon's quantized.bc): input of compile." % self.march),
+            (model.qat_bc, HBDK4_QAT_NAME, "The QAT model exported to HBIR (horizon_plugin_pytorch hbdk4 export)."),
+        ):
+            target = os.path.join(out_dir, name)
+            fd, tmp = tempfile.mkstemp(prefix="." + name + ".", suffix=".bc", dir=out_dir)  # save wants .bc
+            os.close(fd)
+            try:
+                save(obj, tmp)
+                os.replace(tmp, target)
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+            arts.append(Artifact(name, target, what))
+        return arts
+
+    def load(self, path: str) -> Any:
+        from ..errors import CheckpointError
+
+        try:
+            from hbdk4.compiler import load
+        except ImportError as e:
+            raise BackendError("hbdk4 does not import (%s)" % e, hint="compile inside Horizon's J6/S100 docker") from None
+        try:
+            return load(path)
+        except Exception as e:
+            raise CheckpointError(
+                "%s is damaged or not an HBIR file (%s)" % (path, str(e).splitlines()[0] if str(e) else type(e).__name__),
+                hint="delete it and run the int_infer stage again",
+            ) from None
+
+    # ------------------------------------------------------------------------------------ compile
+    def compile(self, model: Any, example_inputs: Tuple[Any, ...], out_dir: str, log: Log) -> CompileResult:
+        from ..capture import capture_output
+
+        try:
+            from hbdk4.compiler import compile as hbdk4_compile
+            from hbdk4.compiler import hbm_perf, statistics, visualize
+        except ImportError as e:
+            raise BackendError("hbdk4 does not import (%s)" % e, hint="compile inside Horizon's J6/S100 docker") from None
+        o = self.backend.options
+        march = self.march
+        result = CompileResult()
+
+        # 1. statistics: hbtl ops run on the CPU instead of the BPU - the check report of this generation
+        log("statistics(int_model.bc)")
+        with capture_output() as cap:
+            stats = statistics(model)
+        stats = dict(stats or {})
+        items = []
+        for op, n in sorted(stats.items()):
+            if "hbtl" in op.lower():
+                items.append(CheckItem(op=op, node="", module="", status="float",
+                                       reason="%d op(s) run on the CPU (hbtl), not the BPU" % n,
+                                       suggestion="replace the op with a BPU-supported one or check its qconfig; "
+                                                  "it costs latency on the board"))
+        bpu = sum(n for op, n in stats.items() if "hbtl" not in op.lower())
+        passed = not items
+        summary = "%s: %d BPU ops, %d CPU (hbtl) op kinds" % ("PASS" if passed else "CPU ops present", bpu, len(items))
+        text = cap.text + "\n" + "\n".join("%-40s %d" % kv for kv in sorted(stats.items())) + "\n"
+        check_txt = os.path.join(out_dir, "check_report.txt")
+        check_json = os.path.join(out_dir, "check_report.json")
+        atomic_write_text(check_txt, text)
+        atomic_write_json(check_json, {"passed": passed, "summary": summary, "statistics": stats, "items": [i.to_dict() for i in items]})
+        result.check = CheckReport(passed=passed, summary=summary, items=items, text=text)
+        result.artifacts.append(Artifact("check_report.txt", check_txt, "hbdk4 statistics of the integer model (hbtl = CPU ops)."))
+        result.artifacts.append(Artifact("check_report.json", check_json, "The same statistics as JSON."))
+
+        # 2. remove the float Quantize/Dequantize at the model's boundary, then compile -> model.hbm
+        model[0].remove_io_op(op_types=["Dequantize", "Quantize"])
+        log("removed the Quantize/Dequantize ops at the inputs/outputs: the hbm takes and returns quantized tensors")
+        hbm = os.path.join(out_dir, "model.hbm")
+        fd, tmp = tempfile.mkstemp(prefix=".model.", suffix=".hbm", dir=out_dir)
+        os.close(fd)
+        jobs = o.jobs or (os.cpu_count() or 1)
+        log("hbdk4 compile(model.hbm, march=%s, opt=%d, jobs=%d) - this can take minutes" % (march, HBDK4_OPTS[o.opt], jobs))
+        try:
+            with capture_output() as cap:
+                hbdk4_compile(model, tmp, march, opt=HBDK4_OPTS[o.opt], jobs=jobs, progress_bar=False)
+            os.replace(tmp, hbm)
+        except Exception as e:
+            atomic_write_text(os.path.join(out_dir, "compile.log"), cap.text)
+            raise BackendError("hbdk4 compile failed: %s" % (str(e).splitlines()[0] if str(e) else type(e).__name__),
+                               hint="see compile.log in the run directory") from None
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        atomic_write_text(os.path.join(out_dir, "compile.log"), cap.text)
+        result.deployable = hbm
+        result.artifacts.append(Artifact("model.hbm", hbm, "The deployable model for the BPU (%s): load it with the board's runtime." % march))
+        result.artifacts.append(Artifact("compile.log", os.path.join(out_dir, "compile.log"), "What hbdk4's compile printed."))
+
+        # 3. hbm_perf -> perf_out/model.html + model.json
+        perf_dir = os.path.join(out_dir, "perf_out")
+        log("hbm_perf(model.hbm, output_dir=perf_out)")
+        with capture_output() as cap:
+            perf = hbm_perf(hbm, output_dir=perf_dir)
+        if not isinstance(perf, dict):
+            stem_json = os.path.join(perf_dir, "model.json")
+            if os.path.exists(stem_json):
+                import json
+
+                with open(stem_json, encoding="utf-8") as f:
+                    perf = json.load(f)
+            else:
+                raise BackendError("hbm_perf wrote no model.json: %s" % _last_line(cap.text))
+        summary_perf = perf_summary(perf)
+        result.perf = {"hbdk_perf": perf, "summary": summary_perf, "printed": cap.text}
+        result.metrics.update({k: v for k, v in summary_perf.items() if v is not None})
+        perf_json = os.path.join(out_dir, "perf.json")
+        atomic_write_json(perf_json, result.perf)
+        for name in sorted(os.listdir(perf_dir)) if os.path.isdir(perf_dir) else []:
+            if name.endswith(".html"):
+                result.artifacts.append(Artifact("perf_out/" + name, os.path.join(perf_dir, name), "hbm_perf's report: FPS, latency, per-layer figures."))
+        result.artifacts.append(Artifact("perf.json", perf_json, "hbm_perf's JSON and what it printed."))
+
+        # 4. visualize -> model.onnx (a picture of the HBIR for netron; never starts netron here)
+        onnx = os.path.join(out_dir, "model.onnx")
+        try:
+            with capture_output():
+                visualize(model, onnx_file=onnx, use_netron=False)
+            if os.path.exists(onnx):
+                result.artifacts.append(Artifact("model.onnx", onnx, "The compiled graph as ONNX for viewing (open it in netron)."))
+        except Exception as e:  # the picture is optional; say why it is missing
+            log("visualize failed: %s" % e)
+        return result
+
+__all__ = ["HorizonBackend", "HbirModel", "Hbdk4Flow", "CenteredYUV", "parse_check_output", "perf_summary", "plugin_marches", "validate_compile_options"]

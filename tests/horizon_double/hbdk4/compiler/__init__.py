@@ -108,6 +108,42 @@ class Function(object):
     def statistics(self) -> Dict[str, int]:
         return statistics(self._module, _print=False)
 
+    @property
+    def flatten_inputs(self) -> List[Argument]:
+        return list(self.inputs)
+
+    @property
+    def flatten_outputs(self) -> List[Argument]:
+        return list(self.outputs)
+
+    def feed(self, feed_dict: Dict[str, Any]) -> Dict[str, Any]:
+        """HBIR inference: ``{input name: numpy array}`` -> ``{output name: numpy array}``
+        (OE-Skills ``horizon/skills/hbdk/hbdk-manual/model-inference.md``: ``Module[i].feed(feed_dict) ->
+        Dict[str, np.ndarray]``). The double runs its traced integer model on the CPU. After
+        ``remove_io_op`` the real inputs are the quantized tensors; that is not emulated (the double
+        raises NotImplementedError), nor is the memory reuse between calls the reference mentions."""
+        import numpy as np
+
+        _log("feed", function=self.name, inputs=sorted(feed_dict), stage=self._module.stage)
+        if self._module._io_removed:
+            raise NotImplementedError("test double: feed after remove_io_op (quantized inputs) is not emulated")
+        missing = [a.name for a in self.inputs if a.name not in feed_dict]
+        if missing:
+            raise ValueError("feed_dict lacks the inputs %s (the function's inputs: %s)"
+                             % (missing, [a.name for a in self.inputs]))
+        args = []
+        for a in self.inputs:
+            v = feed_dict[a.name]
+            if not isinstance(v, np.ndarray):
+                raise TypeError("test double: feed expects numpy arrays, got %s for %s" % (type(v).__name__, a.name))
+            if a.shape is not None and list(v.shape) != list(a.shape):
+                raise ValueError("input %s has shape %s, the HBIR expects %s (static shapes)" % (a.name, list(v.shape), a.shape))
+            args.append(torch.from_numpy(np.ascontiguousarray(v)))
+        with torch.no_grad():
+            out = self._module._traced(*args)
+        outs = out if isinstance(out, (list, tuple)) else [out]
+        return {a.name: o.detach().cpu().numpy() for a, o in zip(self.outputs, outs)}
+
 
 class Module(object):
     """An HBIR module of the double (traced integer model + description)."""
@@ -208,6 +244,7 @@ def convert(m: Module, march: Any, advice: bool = False, advice_path: str = "", 
 
 def statistics(m: Module, _print: bool = True) -> Dict[str, int]:
     """Op counts: ``hbir.<op>`` for BPU ops, ``hbtl.call::<op>`` for CPU ops (plus unsupported items)."""
+    _log("statistics", stage=m.stage, io_removed=list(m._io_removed))
     counts = {}  # type: Dict[str, int]
     for layer in m._desc.get("layers", []):
         key = ("hbtl.call::" if layer.get("device") == "cpu" or layer.get("float_weight") else "hbir.") + layer["op"]
