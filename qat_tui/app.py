@@ -68,8 +68,11 @@ class Detection:
     def available(self, backend: str) -> bool:
         return any(b.name == backend and b.available for b in self.backends)
 
-    def observers(self, backend: str) -> Dict[str, str]:
-        """Calibration observers ``backend`` offers here (empty when it cannot run here)."""
+    def observers(self, backend: str, march: Optional[str] = None) -> Dict[str, str]:
+        """Calibration observers ``backend`` offers here (empty when it cannot run here); for horizon,
+        those of the march's generation (nash-* marches use hbdk4's ``get_qconfig`` observers)."""
+        if backend == "horizon" and march and march.lower().startswith("nash") and "horizon:hbdk4" in self.observers_by_backend:
+            return dict(self.observers_by_backend["horizon:hbdk4"])
         return dict(self.observers_by_backend.get(backend, {}))
 
 
@@ -240,9 +243,10 @@ class QatApp(App):
                 if info.available:
                     det.observers_by_backend[info.name] = backend_class(info.name)().calib_observers()
                     if info.name == "horizon":
-                        from core.backends.horizon import plugin_marches
+                        from core.backends.horizon import HBDK4_CALIB_OBSERVERS, plugin_marches
 
                         det.marches = plugin_marches()
+                        det.observers_by_backend["horizon:hbdk4"] = dict(HBDK4_CALIB_OBSERVERS)
         except Exception as e:  # reported on the backend screen, never fatal
             det.errors.append("backend detection failed: %s: %s" % (type(e).__name__, e))
         try:

@@ -43,6 +43,17 @@ async def test_horizon_is_default_and_march_comes_from_the_plugin(cifar_python_r
         assert screen_name(app) == "CompileScreen"
         assert app.screen.get_field("horizon", "opt").raw() == "O1"
         assert "pyramid" in " ".join(text_of(w) for w in app.screen.query(".step-note"))
+        # a nash (hbdk4) march offers the observers of hbdk4's get_qconfig
+        await pilot.press("escape", "escape", "escape")
+        assert screen_name(app) == "BackendScreen"
+        app.screen.get_field("horizon", "march").set_value("nash-e")
+        await pilot.pause()
+        await pilot.press("ctrl+n", "ctrl+n")
+        assert screen_name(app) == "QconfigScreen"
+        await pilot.pause()
+        obs = app.screen.get_field("qconfig", "calib_observer")
+        assert [v for _l, v in obs._field_options] == ["min_max", "mse"]
+        assert "MSEObserver" in text_of(app.screen.query_one("#observer-help"))
 
 
 @pytest.mark.slow

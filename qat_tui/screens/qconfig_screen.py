@@ -47,8 +47,9 @@ class QconfigScreen(WizardStep):
         """The calibration observers of the chosen backend (all known ones until detection is done)."""
         det = getattr(self.app, "detection", None)
         backend = self.values["run"]["backend"]
-        if det is not None and det.observers(backend):
-            return det.observers(backend)
+        march = self.values.get("horizon", {}).get("march")
+        if det is not None and det.observers(backend, march):
+            return det.observers(backend, march)
         return {c: "" for c in field_choices("qconfig", "calib_observer") or []}
 
     def refresh_observer_help(self) -> None:
