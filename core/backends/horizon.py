@@ -204,6 +204,21 @@ def perf_summary(perf: Dict[str, Any]) -> Dict[str, Any]:
     }
 
 
+def record_perf(result: CompileResult, perf: Dict[str, Any], printed: str, out_dir: str, perf_dir: str, tool: str,
+                html_what: str) -> None:
+    """Put a perf tool's JSON into ``result``: the summary figures into ``metrics``, ``perf.json``
+    (the JSON, its summary and what the tool printed) and the tool's HTML reports as artifacts."""
+    summary = perf_summary(perf)
+    result.perf = {"hbdk_perf": perf, "summary": summary, "printed": printed}
+    result.metrics.update({k: v for k, v in summary.items() if v is not None})
+    perf_json = os.path.join(out_dir, "perf.json")
+    atomic_write_json(perf_json, result.perf)
+    for name in sorted(os.listdir(perf_dir)) if os.path.isdir(perf_dir) else []:
+        if name.endswith(".html"):
+            result.artifacts.append(Artifact("perf_out/" + name, os.path.join(perf_dir, name), html_what))
+    result.artifacts.append(Artifact("perf.json", perf_json, "%s's JSON (summary: FPS, latency, DDR) and what it printed." % tool))
+
+
 class HorizonBackend(QuantBackend):
     """horizon_plugin_pytorch + hbdk (see the module docstring for every call and its source).
 
@@ -526,15 +541,8 @@ class HorizonBackend(QuantBackend):
             )
         if not isinstance(perf, dict):
             raise BackendError("perf_model failed (return code %s): %s" % (perf, _last_line(cap.text)))
-        summary = perf_summary(perf)
-        result.perf = {"hbdk_perf": perf, "summary": summary, "printed": cap.text}
-        result.metrics.update({k: v for k, v in summary.items() if v is not None})
-        perf_json = os.path.join(out_dir, "perf.json")
-        atomic_write_json(perf_json, result.perf)
-        for name in sorted(os.listdir(perf_dir)) if os.path.isdir(perf_dir) else []:
-            if name.endswith(".html"):
-                result.artifacts.append(Artifact("perf_out/" + name, os.path.join(perf_dir, name), "hbdk-perf's report: FPS, latency, DDR traffic, per-layer details."))
-        result.artifacts.append(Artifact("perf.json", perf_json, "perf_model's JSON (summary: FPS, latency, DDR) and what it printed."))
+        record_perf(result, perf, cap.text, out_dir, perf_dir, "perf_model",
+                    "hbdk-perf's report: FPS, latency, DDR traffic, per-layer details.")
 
         # 4. visualize_model -> model.svg (needs graphviz's dot; never opens a browser in a TUI)
         if shutil.which("dot"):
@@ -853,15 +861,7 @@ class Hbdk4Flow:
                     perf = json.load(f)
             else:
                 raise BackendError("hbm_perf wrote no model.json: %s" % _last_line(cap.text))
-        summary_perf = perf_summary(perf)
-        result.perf = {"hbdk_perf": perf, "summary": summary_perf, "printed": cap.text}
-        result.metrics.update({k: v for k, v in summary_perf.items() if v is not None})
-        perf_json = os.path.join(out_dir, "perf.json")
-        atomic_write_json(perf_json, result.perf)
-        for name in sorted(os.listdir(perf_dir)) if os.path.isdir(perf_dir) else []:
-            if name.endswith(".html"):
-                result.artifacts.append(Artifact("perf_out/" + name, os.path.join(perf_dir, name), "hbm_perf's report: FPS, latency, per-layer figures."))
-        result.artifacts.append(Artifact("perf.json", perf_json, "hbm_perf's JSON and what it printed."))
+        record_perf(result, perf, cap.text, out_dir, perf_dir, "hbm_perf", "hbm_perf's report: FPS, latency, per-layer figures.")
 
         # 4. visualize -> model.onnx (a picture of the HBIR for netron; never starts netron here)
         onnx = os.path.join(out_dir, "model.onnx")
