@@ -87,16 +87,18 @@ def _parser() -> argparse.ArgumentParser:
 
 def _print_error(err: BaseException) -> None:
     from rich.console import Console
+    from rich.markup import escape
 
     from core.errors import QatError
 
     console = Console(stderr=True)
+    # messages name settings sections ("[float]") and paths: never read them as rich markup
     if isinstance(err, QatError):
-        console.print("[bold red]%s error:[/] %s" % (err.title, err.msg), highlight=False, markup=True)
+        console.print("[bold red]%s error:[/] %s" % (escape(err.title), escape(err.msg)), highlight=False, markup=True)
         if err.hint:
-            console.print("[yellow]->[/] %s" % err.hint, highlight=False)
+            console.print("[yellow]->[/] %s" % escape(err.hint), highlight=False)
     else:
-        console.print("[bold red]error:[/] %s" % err, highlight=False)
+        console.print("[bold red]error:[/] %s" % escape(str(err)), highlight=False)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:

@@ -36,6 +36,7 @@ def test_run_with_bad_settings_exits_2_naming_the_key(tmp_path, capsys):
     assert main(["run", "--config", str(path)]) == 2
     err = capsys.readouterr().err
     assert "learning_rate" in err and "lr_schedule" in err
+    assert "in [qat]" in err  # the section, printed literally (not swallowed as rich markup)
     path.write_text('[run]\nbackend = "tensorrt"\n')
     assert main(["run", "--config", str(path)]) == 2
     assert "'torch'" in capsys.readouterr().err

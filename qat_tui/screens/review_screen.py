@@ -61,7 +61,7 @@ class ReviewScreen(WizardStep):
         self.query_one("#toml", TextArea).load_text(self.toml_text)
         path = os.path.join(s.run_path(), SETTINGS_FILENAME)
         self.query_one("#toml-caption", Static).update(
-            "Settings the run writes to %s (headless rerun: qat-tui run --config %s):" % (path, path)
+            Text("Settings the run writes to %s (headless rerun: qat-tui run --config %s):" % (path, path))
         )
         t = Text()
         t.append("Plan for %s (device %s):\n" % (s.run_path(), s.run.device), style="bold")
