@@ -77,6 +77,14 @@ def torch_load(path: str, map_location: Any = "cpu") -> Any:
     return torch.load(path, **kwargs)
 
 
+def _first_sentence(text: str) -> str:
+    """The first line of an exception message, cut after its first sentence (torch's zip errors go on
+    for several sentences)."""
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    cut = line.find(". ")
+    return line[: cut + 1] if cut > 0 else line
+
+
 def load_checkpoint(
     path: str,
     made_by: str,
@@ -107,7 +115,7 @@ def load_checkpoint(
         obj = torch_load(path, map_location=map_location)
     except Exception as e:  # truncated zip, pickle errors, unsafe content under weights_only
         raise CheckpointError(
-            "%s is damaged or not a checkpoint (%s: %s)" % (path, type(e).__name__, str(e).splitlines()[0] if str(e) else ""),
+            "%s is damaged or not a checkpoint (%s: %s)" % (path, type(e).__name__, _first_sentence(str(e))),
             hint="delete it and run the %s stage again" % made_by,
         ) from None
     if isinstance(obj, dict) and obj.get("format") == CHECKPOINT_FORMAT:
