@@ -445,9 +445,15 @@ async def test_quit_during_a_run_asks_and_leaving_keeps_it_running(tiny_settings
         await pilot.press("l")  # leave it running
         await pilot.pause()
     assert is_running(settings.run_path())
-    app2 = QatApp(settings=None, detect=False, attach=settings.run_path())
+    # a new wizard lists the run on its first screen; ctrl+o follows it
+    app2 = QatApp(settings=None, detect=False)
     try:
         async with app2.run_test(size=SIZE) as pilot:
+            assert screen_name(app2) == "DataScreen"
+            box = app2.screen.query_one("#runs-in-progress")
+            await wait_for(pilot, lambda: box.display and settings.run_path() in text_of(box), 20, "the runs in progress")
+            assert "ctrl+o" in text_of(box)
+            await pilot.press("ctrl+o")
             await wait_for(pilot, lambda: app2.run_screen is not None, 10, "the run screen")
             run2 = app2.run_screen
             await wait_for(pilot, lambda: run2.last_progress is not None, 120, "live progress after re-attaching")

@@ -6,6 +6,7 @@ from typing import Any, Iterable, Optional
 
 from rich.text import Text
 from textual import on
+from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widget import Widget
 from textual.widgets import Label, Select, Static
@@ -61,14 +62,30 @@ def run_dir_status(run_dir: str) -> Text:
     )
 
 
+def runs_in_progress_text(runs: "list[Any]") -> Text:
+    """The first screen's line about runs going on (``core.runs.RunInfo`` with ``running``)."""
+    t = Text()
+    if not runs:
+        return t
+    t.append("Runs in progress (ctrl+o follows the first):\n", style="bold yellow")
+    for r in runs:
+        running = [name for name, st in r.stages.items() if st.get("status") == "running"]
+        t.append("  %s  pid %s%s\n" % (r.run_dir, r.pid, ", stage %s" % running[0] if running else ""))
+    return t
+
+
 class DataScreen(WizardStep):
-    """Preset, data set location and loading, run folder."""
+    """Preset, data set location and loading, run folder; runs in progress, with ctrl+o to follow one."""
 
     STEP = 0
     HEADING = "Step 1 of 6 - Data and run directory"
+    BINDINGS = [Binding("ctrl+o", "attach_running", "Attach run", show=False)]
+
+    running_runs: "list[Any]" = []
 
     def compose_form(self) -> Iterable[Widget]:
         app: Any = self.app
+        yield Static("", id="runs-in-progress")
         options = [(name, name) for name in PRESETS]
         if app.preset_name not in PRESETS:
             options.append(("custom (your settings)", "custom"))
@@ -88,9 +105,39 @@ class DataScreen(WizardStep):
         yield Static("", id="run-status")
 
     def on_mount(self) -> None:
+        self.query_one("#runs-in-progress", Static).display = False
+        self.run_worker(self._find_running_runs, thread=True, group="runs", exclusive=True)
         self.refresh_data_status()
         self.refresh_run_status()
         self.get_field("data", "root").control.focus()
+
+    # ------------------------------------------------------------------------------ runs going on
+    def _find_running_runs(self) -> None:
+        from core.runs import list_runs
+
+        try:
+            runs = [r for r in list_runs() if r.running]
+        except Exception:  # a damaged registry must not stop the wizard
+            runs = []
+        self.app.call_from_thread(self._show_running_runs, runs)
+
+    def _show_running_runs(self, runs: "list[Any]") -> None:
+        self.running_runs = runs
+        if not self.is_attached:
+            return
+        box = self.query_one("#runs-in-progress", Static)
+        box.update(runs_in_progress_text(runs))
+        box.display = bool(runs)
+
+    def action_attach_running(self) -> None:
+        if not self.running_runs:
+            self.notify("no run is in progress (qat-tui status lists the others)", severity="warning")
+            return
+        from .run_screen import RunScreen
+
+        app: Any = self.app
+        run_dir = self.running_runs[0].run_dir
+        app.push_screen(RunScreen(app.attach_settings(run_dir), attach=run_dir))
 
     # --------------------------------------------------------------------------------- checks
     def _data_inputs(self) -> "tuple[str, str, bool]":
