@@ -81,6 +81,8 @@ def stage_settings(settings: Settings, stage: str) -> Dict[str, Any]:
     """The subset of ``settings`` that ``stage``'s result depends on, as ``{"section.key": value}``."""
     out: Dict[str, Any] = {}
     for section, keys in STAGE_SETTINGS[stage].items():
+        if section == "horizon" and settings.run.backend != "horizon":
+            continue  # [horizon] only matters to the horizon backend
         values = getattr(settings, section).model_dump()
         for k in sorted(values) if keys == _ALL else keys:
             out["%s.%s" % (section, k)] = values[k]

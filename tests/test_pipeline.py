@@ -143,6 +143,11 @@ def test_changed_settings_rerun_only_the_stages_they_affect(finished_run, tmp_pa
     assert "settings changed: qat.lr" in log and "its input changed: qat ran again" in log
 
 
+def test_horizon_only_settings_do_not_rerun_torch_stages(finished_run, tmp_path):
+    settings = _copy_run(finished_run, tmp_path, horizon={"march": "bernoulli2", "opt": "O3", "jobs": 4})
+    assert [p.action for p in Pipeline(settings).plan()] == ["skip"] * 5
+
+
 def test_missing_input_names_the_stage_to_run_first(tiny_settings):
     settings = tiny_settings()
     ok, rec = _run(settings, stages=["qat"])
