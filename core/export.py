@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import pprint
 import stat
-from typing import Tuple
+from typing import Optional, Tuple
 
 from .errors import QatError
 from .io import atomic_write_text
@@ -49,8 +49,7 @@ def render_script(settings: Settings) -> str:
         template = f.read()
     if template.count(MARKER) != 1:
         raise QatError("template %s must hold %s exactly once" % (name, MARKER), title="Export")
-    data = settings.model_dump(mode="python")
-    data["run"]["run_dir"] = settings.run_path()
+    data = with_absolute_paths(settings).model_dump(mode="python")
     literal = pprint.pformat(data, width=100, sort_dicts=False)
     text = template.replace(MARKER, literal)
     try:
@@ -60,6 +59,23 @@ def render_script(settings: Settings) -> str:
     return text
 
 
+def with_absolute_paths(settings: Settings) -> Settings:
+    """A copy of ``settings`` whose run folder, data folder and pretrained weights are absolute,
+    resolved the way qat-tui resolves them (against the current directory, ``~`` expanded), so an
+    exported script and its TOML work from any directory and agree with each other."""
+
+    def absolute(p: Optional[str]) -> Optional[str]:
+        return os.path.abspath(os.path.expanduser(p)) if p else p
+
+    return settings.model_copy(
+        update={
+            "run": settings.run.model_copy(update={"run_dir": absolute(settings.run.run_dir)}),
+            "data": settings.data.model_copy(update={"root": absolute(settings.data.root)}),
+            "model": settings.model.model_copy(update={"pretrained": absolute(settings.model.pretrained)}),
+        }
+    )
+
+
 def export_script(settings: Settings, path: str) -> Tuple[str, str]:
     """Write the script to ``path`` (executable) and the settings TOML beside it (``<stem>.toml``).
 
@@ -67,6 +83,7 @@ def export_script(settings: Settings, path: str) -> Tuple[str, str]:
         ``(script path, toml path)``, both absolute.
     """
     path = os.path.abspath(os.path.expanduser(path))
+    settings = with_absolute_paths(settings)
     text = render_script(settings)
     folder = os.path.dirname(path)
     os.makedirs(folder, exist_ok=True)

@@ -9,7 +9,7 @@ import pytest
 
 from core import events as E
 from core import settings as S
-from core.export import export_script, render_script
+from core.export import export_script, render_script, with_absolute_paths
 from core.pipeline import Pipeline
 from qat_tui.cli import main
 
@@ -27,8 +27,9 @@ def test_hostile_values_stay_literals(tmp_path):
     # the value survives exactly, and the TOML beside the script holds the same settings
     probe = "import runpy, json; g = runpy.run_path(%r); print(json.dumps(g['SETTINGS']['data']['root']))" % script
     got = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
-    assert json.loads(got) == evil
-    assert S.load(toml) == s
+    want = with_absolute_paths(s)  # a relative data folder is resolved against the current directory
+    assert want.data.root.endswith(evil) and json.loads(got) == want.data.root
+    assert S.load(toml) == want
     assert os.access(script, os.X_OK)
 
 
@@ -43,6 +44,18 @@ def test_cli_export_from_a_run_directory(tmp_path, capsys):
     assert main(["export", str(tmp_path / "nothing-here"), "-o", out]) == 2
     err = " ".join(capsys.readouterr().err.split())
     assert "nothing-here does not exist" in err and "settings.toml" in err
+
+
+def test_relative_paths_are_made_absolute_in_script_and_toml(tmp_path, monkeypatch):
+    """A relative data folder (the preset's "data") works from any directory and the TOML agrees."""
+    monkeypatch.chdir(tmp_path)
+    s = S.preset("quick", run={"run_dir": "runs/x"}, data={"root": "data"}, model={"pretrained": "~/w.pt"})
+    script, toml = export_script(s, "out/exported.py")
+    text = open(script).read()
+    for p in (str(tmp_path / "data"), str(tmp_path / "runs" / "x"), os.path.expanduser("~/w.pt")):
+        assert repr(p) in text, p
+    back = S.load(toml)
+    assert back.data.root == str(tmp_path / "data") and back.run.run_dir == str(tmp_path / "runs" / "x")
 
 
 @pytest.mark.slow
