@@ -320,7 +320,7 @@ class Pipeline:
         try:
             inputs = [os.path.basename(input_path(self.settings, name)) for name, _p in stage_inputs(self.settings, stage)]
             self.emit(StageStarted(stage=stage, inputs=inputs, summary=STAGE_SUMMARY[stage]))
-            self.emit(LogLine(stage=stage, text="running %s: %s" % (stage, reason)))
+            self.emit(LogLine(stage=stage, text="running %s (why: %s)" % (stage, reason)))
             check_inputs(self.settings, stage)
             fingerprint = self.fingerprint(state, stage)
             ctx.begin(stage, fingerprint)

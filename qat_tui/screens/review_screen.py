@@ -39,7 +39,7 @@ class ReviewScreen(WizardStep):
     def compose_form(self) -> Iterable[Widget]:
         yield Static("", id="plan")
         yield Static("", id="toml-caption", classes="step-note")
-        yield TextArea("", id="toml", read_only=True, show_line_numbers=False)
+        yield TextArea("", id="toml", read_only=True, show_line_numbers=False, soft_wrap=False)
 
     def on_mount(self) -> None:
         self.refresh_review()
