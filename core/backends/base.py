@@ -94,6 +94,18 @@ class CompileResult:
 Log = Callable[[str], None]
 
 
+def damaged_int_model(path: str, kind: str, error: BaseException) -> Exception:
+    """The CheckpointError for an integer model file that does not load (``kind``: what it should be,
+    e.g. "an exported program"), naming the file, the first line of the loader's error and the fix."""
+    from ..errors import CheckpointError
+
+    first = str(error).splitlines()[0] if str(error) else type(error).__name__
+    return CheckpointError(
+        "%s is damaged or not %s (%s)" % (path, kind, first),
+        hint="delete it and run the int_infer stage again",
+    )
+
+
 class QuantBackend(ABC):
     """A quantization toolchain as the stages see it. Subclasses document the API calls they make."""
 

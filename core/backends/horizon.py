@@ -47,6 +47,7 @@ from .base import (
     FakeQuantState,
     Log,
     QuantBackend,
+    damaged_int_model,
 )
 
 INT_MODEL_NAME = "int_model.pt"
@@ -439,17 +440,12 @@ class HorizonBackend(QuantBackend):
     def load_int_model(self, path: str) -> Any:
         import torch
 
-        from ..errors import CheckpointError
-
         if path.endswith(".bc"):
             return Hbdk4Flow(self).load(path)
         try:
             return torch.jit.load(path, map_location="cpu")
         except Exception as e:
-            raise CheckpointError(
-                "%s is damaged or not a TorchScript file (%s)" % (path, str(e).splitlines()[0] if str(e) else type(e).__name__),
-                hint="delete it and run the int_infer stage again",
-            ) from None
+            raise damaged_int_model(path, "a TorchScript file", e) from None
 
     # ------------------------------------------------------------------------------------ compile
     def compile(
@@ -772,8 +768,6 @@ class Hbdk4Flow:
         return arts
 
     def load(self, path: str) -> Any:
-        from ..errors import CheckpointError
-
         try:
             from hbdk4.compiler import load
         except ImportError as e:
@@ -781,10 +775,7 @@ class Hbdk4Flow:
         try:
             return load(path)
         except Exception as e:
-            raise CheckpointError(
-                "%s is damaged or not an HBIR file (%s)" % (path, str(e).splitlines()[0] if str(e) else type(e).__name__),
-                hint="delete it and run the int_infer stage again",
-            ) from None
+            raise damaged_int_model(path, "an HBIR file", e) from None
 
     # ------------------------------------------------------------------------------------ compile
     def compile(self, model: Any, example_inputs: Tuple[Any, ...], out_dir: str, log: Log) -> CompileResult:

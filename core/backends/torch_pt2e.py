@@ -45,6 +45,7 @@ from .base import (
     FakeQuantState,
     Log,
     QuantBackend,
+    damaged_int_model,
 )
 
 INT_MODEL_NAME = "int_model.pt2"
@@ -357,10 +358,7 @@ class TorchPt2eBackend(QuantBackend):
         try:
             return torch.export.load(path).module()
         except Exception as e:
-            raise CheckpointError(
-                "%s is damaged or not an exported program (%s)" % (path, str(e).splitlines()[0] if str(e) else type(e).__name__),
-                hint="delete it and run the int_infer stage again",
-            ) from None
+            raise damaged_int_model(path, "an exported program", e) from None
 
     # ------------------------------------------------------------------------------------- compile
     def compile(
