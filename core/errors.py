@@ -6,6 +6,7 @@ same error panel, the headless runner prints them in one format and exits non-ze
 """
 from __future__ import annotations
 
+import os
 from typing import Optional
 
 
@@ -56,6 +57,30 @@ class CheckpointError(QatError):
     """A checkpoint a stage needs is missing, damaged, or from another model/backend."""
 
     title = "Checkpoint"
+
+
+class DiskFullError(QatError):
+    """A write failed because the disk is full. Nothing is lost: every file is written to a temp file
+    and renamed, so the target (a checkpoint, the state) keeps its last complete content.
+
+    Args:
+        path: the file being written.
+        device: the device or file system (from /proc/mounts) holding it.
+        folder: the folder of ``path``.
+        free: bytes free there after the failure (-1 when unknown).
+    """
+
+    title = "Disk full"
+
+    def __init__(self, path: str, device: str = "", folder: str = "", free: int = -1) -> None:
+        where = "%s (%s)" % (device, folder) if device and device != folder else (folder or path)
+        mb = "%.1f MB free" % (free / 1e6) if free >= 0 else "free space unknown"
+        super().__init__(
+            "no space left on %s, %s: writing %s failed; the last good checkpoint is kept" % (where, mb, os.path.basename(path)),
+            hint="free some space there (or choose a run folder on another disk), then run the same command "
+            "again: finished stages and epochs are kept",
+        )
+        self.path, self.device, self.folder, self.free = path, device, folder, free
 
 
 class BackendError(QatError):

@@ -2,39 +2,109 @@
 the same folder, flushed to disk, then renamed over the target (``os.replace`` is atomic on POSIX and
 Windows). A crash at any point leaves either the old complete file or the new complete file.
 
-Checkpoints are loaded with ``torch.load(..., weights_only=True)`` where the installed torch supports
-it (torch >= 1.13); torch 1.10 (Horizon's XJ3/J5 dockers) has no such argument.
+Checkpoints are loaded without running code from them (:mod:`core.safe_load`): ``torch.load(...,
+weights_only=True)`` where the installed torch has it (>= 1.13), a restricted unpickler (tensors,
+storages, OrderedDict, plain types) on torch 1.10 (Horizon's XJ3/J5 dockers). A file that references
+any other Python object is refused with the reason before anything in it runs.
+
+A write that fails because the disk is full raises :class:`core.errors.DiskFullError` naming the
+device, the folder and the space left; the target keeps its previous complete content.
 """
 from __future__ import annotations
 
-import inspect
+import errno
+import hashlib
 import json
 import os
+import shutil
 import tempfile
 from typing import Any, Callable, Dict, Optional
 
-from .errors import CheckpointError
+from .errors import CheckpointError, DiskFullError
+from .safe_load import UnsafeFileError, load_tensors
 
 CHECKPOINT_FORMAT = "qat-tui-checkpoint"
 CHECKPOINT_VERSION = 1
 
 
-def _atomic_write(path: str, write: Callable[[Any], None], mode: str = "wb") -> None:
-    folder = os.path.dirname(os.path.abspath(path)) or "."
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
+_DISK_FULL_ERRNOS = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
+# torch.save's C++ writer reports a short write as a RuntimeError: "[enforce fail at
+# inline_container.cc:...] . unexpected pos 64 vs 0" or "PytorchStreamWriter failed writing file".
+_TORCH_SHORT_WRITE = ("unexpected pos", "PytorchStreamWriter failed writing", "file write failed")
+
+
+def _mount_of(folder: str) -> str:
+    """The device (or file system) holding ``folder``, from /proc/mounts (longest mount point that
+    contains it); the mount point itself where /proc/mounts is unreadable."""
+    folder = os.path.realpath(folder)
+    best, device = "", ""
     try:
+        with open("/proc/mounts", "r", encoding="utf-8") as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) < 2:
+                    continue
+                mnt = parts[1].replace("\\040", " ")
+                if (folder == mnt or folder.startswith(mnt.rstrip("/") + "/")) and len(mnt) > len(best):
+                    best, device = mnt, parts[0]
+    except OSError:
+        pass
+    return device or best or folder
+
+
+def disk_full_error(path: str, error: BaseException) -> Optional[DiskFullError]:
+    """A :class:`DiskFullError` when ``error`` (raised while writing ``path``) means the disk is full:
+    ``OSError`` ENOSPC/EDQUOT, or torch's short-write ``RuntimeError`` on a disk with (almost) no
+    space left. None for any other error."""
+    folder = os.path.dirname(os.path.abspath(path)) or "."
+    while folder and not os.path.isdir(folder):
+        folder = os.path.dirname(folder)
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        free = -1
+    full = isinstance(error, OSError) and error.errno in _DISK_FULL_ERRNOS
+    if not full and isinstance(error, RuntimeError) and any(s in str(error) for s in _TORCH_SHORT_WRITE):
+        full = 0 <= free < 64 * 1024 * 1024
+    if not full:
+        return None
+    return DiskFullError(path, _mount_of(folder), folder, free)
+
+
+def _atomic_write(path: str, write: Callable[[Any], None], mode: str = "wb") -> None:
+    """Write through ``write(file)`` into a temp file beside ``path``, fsync, rename over ``path``.
+
+    Raises:
+        DiskFullError: no space left (``path`` keeps its previous content, the temp file is removed).
+    """
+    folder = os.path.dirname(os.path.abspath(path)) or "."
+    tmp = None
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
         with os.fdopen(fd, mode) as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+        tmp = None
+    except (OSError, RuntimeError) as e:
+        _remove(tmp)
+        full = disk_full_error(path, e)
+        if full is not None:
+            raise full from None
+        raise
     except BaseException:
+        _remove(tmp)
+        raise
+
+
+def _remove(path: Optional[str]) -> None:
+    if path:
         try:
-            os.unlink(tmp)
+            os.unlink(path)
         except OSError:
             pass
-        raise
 
 
 def atomic_write_text(path: str, text: str) -> None:
@@ -68,13 +138,21 @@ def save_checkpoint(path: str, state_dict: Dict[str, Any], meta: Dict[str, Any])
 
 
 def torch_load(path: str, map_location: Any = "cpu") -> Any:
-    """``torch.load`` with ``weights_only=True`` where supported."""
-    import torch
+    """``torch.load`` that never runs code from the file (see :func:`core.safe_load.load_tensors`).
 
-    kwargs: Dict[str, Any] = {"map_location": map_location}
-    if "weights_only" in inspect.signature(torch.load).parameters:
-        kwargs["weights_only"] = True
-    return torch.load(path, **kwargs)
+    Raises:
+        UnsafeFileError: the file references Python objects other than tensors and plain containers.
+    """
+    return load_tensors(path, map_location=map_location)
+
+
+def sha256_file(path: str, chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file's bytes (read in 1 MiB chunks)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def _first_sentence(text: str) -> str:
@@ -87,36 +165,52 @@ def _first_sentence(text: str) -> str:
 
 def load_checkpoint(
     path: str,
-    made_by: str,
+    made_by: Optional[str],
     expect: Optional[Dict[str, Any]] = None,
     map_location: Any = "cpu",
+    setting: Optional[str] = None,
 ) -> Dict[str, Any]:
-    """Load a checkpoint written by :func:`save_checkpoint` and check it fits this run.
+    """Load a checkpoint written by :func:`save_checkpoint` (or a plain state_dict) and check it fits.
 
     Args:
         path: checkpoint file.
-        made_by: the stage that writes this file (named in the error when it is missing).
+        made_by: the stage that writes this file (named in the error when it is missing or damaged);
+            None for a file the user handed over.
         expect: meta keys that must match (e.g. ``{"backend": "torch", "model": {...}}``).
         map_location: passed to ``torch.load``.
+        setting: for a user's file, the settings key that names it (e.g. ``[model] pretrained``), so
+            that the hints speak of that file instead of rerunning a stage.
 
     Returns:
         ``{"meta": dict, "state_dict": dict}``. A plain state_dict (as Horizon's sample saves) is
         accepted too, with empty meta.
 
     Raises:
-        CheckpointError: missing file, damaged/truncated file, or meta that does not match ``expect``.
+        CheckpointError: missing file, damaged/truncated file, pickled Python objects (refused before
+            they run), or meta that does not match ``expect``.
     """
+    own = made_by is not None
+    if own:
+        fix = "delete it and run the %s stage again" % made_by
+    else:
+        fix = "point %s to a state_dict saved with torch.save(model.state_dict(), path)" % (setting or "the setting")
     if not os.path.exists(path):
         raise CheckpointError(
             "%s is missing" % path,
-            hint="run the %s stage first (it writes this file)" % made_by,
+            hint=("run the %s stage first (it writes this file)" % made_by) if own else "check %s" % (setting or "the path"),
         )
     try:
         obj = torch_load(path, map_location=map_location)
-    except Exception as e:  # truncated zip, pickle errors, unsafe content under weights_only
+    except UnsafeFileError as e:
+        raise CheckpointError(
+            "%s was refused without loading it: %s. Loading it would run that code" % (path, e),
+            hint=("qat-tui never writes such a file: %s" % fix) if own else
+            "load it in your own code and save only the weights: torch.save(model.state_dict(), path)",
+        ) from None
+    except Exception as e:  # truncated zip, pickle errors
         raise CheckpointError(
             "%s is damaged or not a checkpoint (%s: %s)" % (path, type(e).__name__, _first_sentence(str(e))),
-            hint="delete it and run the %s stage again" % made_by,
+            hint=fix,
         ) from None
     if isinstance(obj, dict) and obj.get("format") == CHECKPOINT_FORMAT:
         meta = obj.get("meta") or {}

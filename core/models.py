@@ -69,7 +69,7 @@ def load_pretrained(model: Any, path: str) -> List[str]:
     """
     from .io import load_checkpoint
 
-    ckpt = load_checkpoint(path, made_by="float")
+    ckpt = load_checkpoint(path, made_by=None, setting="[model] pretrained")
     state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in ckpt["state_dict"].items()}
     own = model.state_dict()
     fit = {k: v for k, v in state.items() if k in own and tuple(v.shape) == tuple(own[k].shape)}
