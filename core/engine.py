@@ -23,16 +23,22 @@ PROGRESS_INTERVAL = 0.25
 
 @dataclass
 class LoopContext:
-    """What a loop needs besides the model and data: where to report and how to stop."""
+    """What a loop needs besides the model and data: where to report, how to stop, and (optionally) a
+    :class:`core.threads.ThreadGovernor` that adapts torch's thread count between batches when other
+    runs start or stop on the machine."""
 
     stage: str
     emit: Emit
     cancel: threading.Event
     device: Any
+    governor: Any = None
 
     def check_cancel(self) -> None:
+        """Raise Cancelled when asked to stop; called before every batch (also re-plans CPU threads)."""
         if self.cancel.is_set():
             raise Cancelled(self.stage)
+        if self.governor is not None:
+            self.governor.maybe_adjust()
 
 
 class _Throttle:

@@ -52,12 +52,18 @@ class StageStarted(Event):
 
 @dataclass
 class StageSkipped(Event):
-    """A stage is not run: already finished with the same settings (results shown), or disabled."""
+    """A stage is not run: already finished with the same settings (results shown), disabled, or not
+    requested this time. ``status`` is what the run's state says of it (``finished``, ``stale``: its
+    result no longer fits its inputs or settings, ``failed``, ``cancelled``, or ``""`` when it never
+    ran), ``finished_at`` when its last result was made (``YYYY-mm-ddTHH:MM:SS``); ``metrics`` and
+    ``artifacts`` are that result's (artifact paths are relative to the run folder)."""
 
     stage: str = ""
     reason: str = ""
     metrics: Dict[str, Any] = field(default_factory=dict)
     artifacts: Dict[str, Dict[str, Any]] = field(default_factory=dict)
+    status: str = ""
+    finished_at: str = ""
 
 
 @dataclass
@@ -121,7 +127,8 @@ class LogLine(Event):
 
 @dataclass
 class ArtifactWritten(Event):
-    """A file was written: its name, absolute path, size in bytes, and what it is for."""
+    """A file was written: its name, path (relative to the run folder; logs of qat-tui before 0.2 hold
+    absolute paths), size in bytes, and what it is for."""
 
     stage: str = ""
     name: str = ""
@@ -142,6 +149,39 @@ class CheckAdvice(Event):
     passed: bool = True
     summary: str = ""
     items: List[Dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class PhaseStarted(Event):
+    """A long step inside a stage starts - torch.export + prepare, convert, the AOTInductor build,
+    Horizon's compile - during which no batch progress comes; ``name`` says what runs."""
+
+    stage: str = ""
+    name: str = ""
+
+
+@dataclass
+class PhaseFinished(Event):
+    """The long step ``name`` ended after ``seconds``."""
+
+    stage: str = ""
+    name: str = ""
+    seconds: float = 0.0
+
+
+@dataclass
+class Heartbeat(Event):
+    """The run is alive: sent when nothing else was sent for ``HEARTBEAT_S`` seconds (a long phase, a
+    very slow batch). ``phase`` is the long step running (empty between phases); ``elapsed`` the
+    seconds since it (or else the stage) started."""
+
+    stage: str = ""
+    phase: str = ""
+    elapsed: float = 0.0
+
+
+HEARTBEAT_S = 5.0
+"""Seconds without any event after which the pipeline sends a :class:`Heartbeat`."""
 
 
 @dataclass
@@ -167,6 +207,9 @@ EVENT_TYPES: Dict[str, type] = {
         LogLine,
         ArtifactWritten,
         CheckAdvice,
+        PhaseStarted,
+        PhaseFinished,
+        Heartbeat,
         RunFinished,
     )
 }

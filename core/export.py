@@ -24,6 +24,12 @@ TEMPLATES = {
     "horizon": "export_horizon.py.txt",
 }
 MARKER = "{{SETTINGS}}"
+FRAGMENTS = {
+    "{{SAFE_LOAD}}": "safe_load.py",  # core/safe_load.py verbatim: the script refuses what qat-tui refuses
+    "{{COMMON}}": os.path.join("templates", "script_common.py.txt"),
+}
+"""Source inserted into every template: the loaders that never run code from a file, and the file
+helpers both scripts share (CIFAR batches, the run-folder guard)."""
 
 
 def render_script(settings: Settings) -> str:
@@ -50,7 +56,15 @@ def render_script(settings: Settings) -> str:
     if template.count(MARKER) != 1:
         raise QatError("template %s must hold %s exactly once" % (name, MARKER), title="Export")
     data = with_absolute_paths(settings).model_dump(mode="python")
+    if data["data"]["num_workers"] == "auto":  # the scripts take a number: what qat-tui would use here
+        from .data import resolve_num_workers
+
+        data["data"]["num_workers"] = resolve_num_workers(settings.data)
     literal = pprint.pformat(data, width=100, sort_dicts=False)
+    here_core = os.path.dirname(os.path.abspath(__file__))
+    for marker, rel in FRAGMENTS.items():
+        with open(os.path.join(here_core, rel), "r", encoding="utf-8") as f:
+            template = template.replace(marker, f.read().strip("\n"))
     text = template.replace(MARKER, literal)
     try:
         compile(text, "<exported script>", "exec")
@@ -76,15 +90,27 @@ def with_absolute_paths(settings: Settings) -> Settings:
     )
 
 
+def script_run_dir(script_path: str) -> str:
+    """The folder an exported script writes into by default: ``<script stem>_run`` beside it, never the
+    qat-tui run folder it was exported from (the script would write over files whose checksums qat-tui
+    recorded)."""
+    return os.path.splitext(os.path.abspath(script_path))[0] + "_run"
+
+
 def export_script(settings: Settings, path: str) -> Tuple[str, str]:
     """Write the script to ``path`` (executable) and the settings TOML beside it (``<stem>.toml``).
+
+    The script's run folder is :func:`script_run_dir` (``--run-dir`` changes it; it refuses a folder
+    that holds a qat-tui ``state.json``); the TOML keeps the qat-tui run folder, so that
+    ``qat-tui run --config <stem>.toml`` continues the run it came from.
 
     Returns:
         ``(script path, toml path)``, both absolute.
     """
     path = os.path.abspath(os.path.expanduser(path))
     settings = with_absolute_paths(settings)
-    text = render_script(settings)
+    own = settings.model_copy(update={"run": settings.run.model_copy(update={"run_dir": script_run_dir(path)})})
+    text = render_script(own)
     folder = os.path.dirname(path)
     os.makedirs(folder, exist_ok=True)
     atomic_write_text(path, text)

@@ -4,8 +4,11 @@
   ``<run_dir>/events.jsonl`` (one JSON object a line, see :mod:`core.events`) and passed to ``emit``.
 * ``<run_dir>/state.json`` (see :mod:`core.state`) records each stage. A stage that finished with the
   same *fingerprint* - a hash of the settings it depends on and of its input's result - and whose
-  artifacts still exist is skipped and its results are re-emitted; otherwise it runs, and the reason is
-  shown ("settings changed: float.epochs 20 -> 1", "its input changed: float ran again").
+  artifacts are still the files it wrote (size and SHA-256) is skipped and its results are re-emitted;
+  otherwise it runs, and the reason is shown ("settings changed: float.epochs 20 -> 1", "its input
+  changed: float ran again", "its output changed: calib-checkpoint.ckpt changed since it was written").
+  An output that changed is moved aside (``<name>.changed-<time>``) before its stage runs again, so
+  nothing a user put there is lost.
 * Each stage checks its input checkpoint first and says which stage to run when it is missing.
 
 :meth:`Pipeline.run` blocks; the wizard calls it in a worker thread and sets ``cancel`` to stop at the
@@ -24,8 +27,10 @@ from typing import Any, Dict, List, Optional
 
 from .errors import Cancelled, QatError
 from .events import (
+    HEARTBEAT_S,
     Emit,
     Event,
+    Heartbeat,
     LogLine,
     RunFinished,
     RunStarted,
@@ -58,7 +63,7 @@ STAGE_SETTINGS: Dict[str, Dict[str, Any]] = {
         "run": ["backend", "seed"],
         "data": ["root", "layout", "train_images", "eval_images", "batch_size", "max_batches", "augment"],
         "calib": ["enabled"],
-        "qat": ["epochs", "optimizer", "lr", "weight_decay", "momentum", "lr_schedule"],
+        "qat": ["epochs", "optimizer", "lr", "weight_decay", "momentum", "lr_schedule", "bn_stats"],
         "qconfig": _ALL,
         "horizon": ["march"],
     },
@@ -125,6 +130,8 @@ class Pipeline:
         cancel: set it to stop at the next batch.
         backend: a backend instance to use instead of the one named in the settings (tests pass the
             horizon test double this way).
+        thread_plan: the :class:`core.threads.ThreadPlan` chosen before torch was imported (the worker
+            and the headless runner make one); None: torch's default until the governor re-plans.
     """
 
     def __init__(
@@ -133,21 +140,59 @@ class Pipeline:
         emit: Optional[Emit] = None,
         cancel: Optional[threading.Event] = None,
         backend: Any = None,
+        thread_plan: Any = None,
     ) -> None:
         self.settings = settings
+        self.thread_plan = thread_plan
         self.run_dir = settings.run_path()
         self.cancel = cancel or threading.Event()
         self._consumer = emit
         self._backend = backend
         self._log_file: Any = None
+        self._emit_lock = threading.RLock()
+        self._last_emit = time.time()
+        self._log_failure: Optional[QatError] = None
+        self._log_broken = False
+        self._run_thread: Optional[threading.Thread] = None
 
     # ------------------------------------------------------------------------------------- events
     def emit(self, event: Event) -> None:
-        if self._log_file is not None:
-            self._log_file.write(json.dumps(event.to_dict(), ensure_ascii=False) + "\n")
-            self._log_file.flush()
-        if self._consumer is not None:
-            self._consumer(event)
+        """Append ``event`` to ``events.jsonl`` and pass it to the consumer (thread-safe: heartbeats
+        come from another thread).
+
+        Raises:
+            DiskFullError / QatError: the event log cannot be written; the log is closed, the consumer
+                still gets this and later events, and the stage that was running fails with the reason.
+        """
+        with self._emit_lock:
+            self._last_emit = time.time()
+            if self._log_file is not None:
+                try:
+                    self._log_file.write(json.dumps(event.to_dict(), ensure_ascii=False) + "\n")
+                    self._log_file.flush()
+                except OSError as e:
+                    self._log_failure = self._log_failed(e)
+            if self._consumer is not None:
+                self._consumer(event)
+            failure = self._log_failure
+            if failure is not None and threading.current_thread() is self._run_thread:
+                self._log_failure = None  # raised once, in the thread that runs the stages
+                raise failure
+
+    def _log_failed(self, error: OSError) -> QatError:
+        from .io import disk_full_error
+
+        path = os.path.join(self.run_dir, EVENTS_FILENAME)
+        log, self._log_file = self._log_file, None
+        self._log_broken = True
+        try:
+            log.close()
+        except OSError:
+            pass
+        return disk_full_error(path, error) or QatError(
+            "cannot write the event log %s: %s" % (path, error), hint="check the run folder's permissions and disk",
+            title="Run directory",
+        )
 
     # ---------------------------------------------------------------------------------- decisions
     def _input_result_id(self, state: RunState, stage: str) -> str:
@@ -158,12 +203,12 @@ class Pipeline:
         if rec.get("status") == "finished" and rec.get("result_id"):
             return str(rec["result_id"])
         # The input file was provided from outside the pipeline (e.g. float disabled, own checkpoint).
+        from .io import sha256_file
         from .stages import CHECKPOINTS
 
         path = os.path.join(self.run_dir, CHECKPOINTS.get(up, ""))
         if os.path.isfile(path):
-            st = os.stat(path)
-            return "external:%d:%d" % (st.st_size, int(st.st_mtime))
+            return "external:%s" % sha256_file(path)
         return "missing"
 
     def fingerprint(self, state: RunState, stage: str) -> str:
@@ -183,15 +228,40 @@ class Pipeline:
             return {"pending": "not run yet", "running": "was interrupted", "stale": rec.get("stale_reason", "stale")}.get(
                 status, "last try %s" % status
             )
-        missing = [n for n, a in rec.get("artifacts", {}).items() if not os.path.exists(a.get("path", ""))]
-        if missing:
-            return "its output is missing: %s" % ", ".join(missing)
+        problems = self.output_problems(state, stage)
+        if problems:
+            return "its output changed: %s" % "; ".join(problems)
         if rec.get("fingerprint") != self.fingerprint(state, stage):
             changes = _diff(rec.get("settings", {}), stage_settings(self.settings, stage))
             if changes:
                 return "settings changed: %s" % "; ".join(changes)
             return "its input changed: %s ran again" % upstream_stage(self.settings, stage)
         return None
+
+    def output_problems(self, state: RunState, stage: str) -> List[str]:
+        """For each recorded output of ``stage`` that is no longer the file it wrote, why."""
+        from .state import artifact_problem
+
+        out = []
+        for name, art in state.stage(stage).get("artifacts", {}).items():
+            problem = artifact_problem(self.run_dir, name, art)
+            if problem:
+                out.append(problem)
+        return out
+
+    def _move_aside_changed_outputs(self, state: RunState, stage: str) -> None:
+        """Before ``stage`` runs again, rename its outputs that changed since it wrote them to
+        ``<name>.changed-<YYYYmmdd-HHMMSS>``: whatever a user or another program put there is kept."""
+        from .state import artifact_problem
+
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        for name, art in state.stage(stage).get("artifacts", {}).items():
+            problem = artifact_problem(self.run_dir, name, art)
+            path = os.path.join(self.run_dir, str(art.get("path") or name))
+            if problem and os.path.isfile(path) and "changed since" in problem:
+                kept = "%s.changed-%s" % (path, stamp)
+                os.replace(path, kept)
+                self.emit(LogLine(stage=stage, level="warning", text="%s; kept it as %s" % (problem, os.path.basename(kept))))
 
     def plan(self, stages: Optional[List[str]] = None) -> List[PlanItem]:
         """What :meth:`run` would do, without running anything (the review screen shows it)."""
@@ -232,12 +302,18 @@ class Pipeline:
         from .runs import RunLock, register_run
 
         t_start = time.time()
-        os.makedirs(self.run_dir, exist_ok=True)
+        self._run_thread = threading.current_thread()
         try:
+            os.makedirs(self.run_dir, exist_ok=True)
             lock = RunLock(self.run_dir).acquire()
         except QatError as e:
             # Another process owns this run directory: tell our consumer only, never its event log.
             self.emit(StageFailed(stage="setup", title=e.title, message=e.msg, hint=e.hint))
+            self.emit(RunFinished(ok=False, failed_stage="setup", seconds=time.time() - t_start))
+            return False
+        except OSError as e:
+            self.emit(StageFailed(stage="setup", title="Run directory", message="cannot create %s: %s" % (self.run_dir, e),
+                                  hint="choose a run folder you can write"))
             self.emit(RunFinished(ok=False, failed_stage="setup", seconds=time.time() - t_start))
             return False
         register_run(self.run_dir)
@@ -261,28 +337,95 @@ class Pipeline:
                     device=ctx.device,
                 )
             )
-            for stage in STAGES:
-                if stage not in wanted:
-                    self.emit(StageSkipped(stage=stage, reason="disabled in the settings" if stages is None else "not requested"))
-                    continue
-                reason = None if force else self.is_done(state, stage)
-                if not force and reason is None:
-                    rec = state.stage(stage)
-                    self.emit(StageSkipped(stage=stage, reason="already done with these settings", metrics=rec.get("metrics", {}), artifacts=rec.get("artifacts", {})))
-                    continue
-                result = self._run_stage(ctx, state, stage, reason or "forced")
-                if result != "finished":
-                    ok, failed_stage, cancelled = False, stage, result == "cancelled"
-                    break
+            beat = self._start_heartbeat(ctx)
+            changed: set = set()  # stages that ran now or whose result is stale: what follows them is stale too
+            try:
+                for stage in STAGES:
+                    if stage not in wanted:
+                        skip = self._not_run(state, stage, "disabled in the settings" if stages is None else "not requested",
+                                             changed)
+                        if skip.status == "stale":
+                            changed.add(stage)
+                        self.emit(skip)
+                        continue
+                    reason = None if force else self.is_done(state, stage)
+                    if not force and reason is None:
+                        rec = state.stage(stage)
+                        self.emit(StageSkipped(stage=stage, reason="already done with these settings", metrics=rec.get("metrics", {}),
+                                               artifacts=rec.get("artifacts", {}), status="finished",
+                                               finished_at=rec.get("finished_at", "")))
+                        continue
+                    changed.add(stage)
+                    result = self._run_stage(ctx, state, stage, reason or "forced")
+                    if self._log_broken:  # no event log: nothing can follow the run any more
+                        result = "failed" if result == "finished" else result
+                    if result != "finished":
+                        ok, failed_stage, cancelled = False, stage, result == "cancelled"
+                        break
+            finally:
+                beat.set()
             return self._finish(ok, failed_stage, cancelled, t_start)
         finally:
             if self._log_file is not None:
-                self._log_file.close()
+                try:
+                    self._log_file.close()
+                except OSError:
+                    pass
                 self._log_file = None
             lock.release()
 
+    def _not_run(self, state: RunState, stage: str, why: str, changed: set) -> StageSkipped:
+        """The StageSkipped of a stage this run does not run, carrying its latest result from the state
+        (and whether that result still fits: stale when its settings, inputs or outputs changed, or when
+        a stage before it in ``changed`` ran now or is stale), so that every view shows every stage."""
+        rec = state.stage(stage)
+        status = rec.get("status", "")
+        if not status or why.startswith("disabled"):
+            return StageSkipped(stage=stage, reason=why)
+        if status == "finished":
+            try:
+                stale = self.is_done(state, stage)
+            except QatError as e:
+                stale = e.msg
+            up = upstream_stage(self.settings, stage)
+            if not stale and up in changed:
+                stale = "its input changed: %s ran again or is stale" % up
+            if stale:
+                status = "stale"
+                why += "; its last result (%s) is stale: %s" % (rec.get("finished_at", "?"), stale)
+            else:
+                why += "; last run %s" % rec.get("finished_at", "?")
+        else:
+            why += "; last try %s %s" % (status, rec.get("finished_at", ""))
+        return StageSkipped(stage=stage, reason=why.strip(), metrics=rec.get("metrics", {}) if status in ("finished", "stale") else {},
+                            artifacts=rec.get("artifacts", {}) if status in ("finished", "stale") else {},
+                            status=status, finished_at=rec.get("finished_at", ""))
+
+    def _start_heartbeat(self, ctx: Any) -> threading.Event:
+        """A daemon thread that emits :class:`Heartbeat` whenever nothing was emitted for
+        ``HEARTBEAT_S`` seconds while a stage runs; set the returned event to stop it."""
+        stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(min(1.0, HEARTBEAT_S / 2)):
+                stage = ctx.stage
+                if not stage or time.time() - self._last_emit < HEARTBEAT_S:
+                    continue
+                phase = ctx.current_phase
+                since = phase[1] if phase else ctx.stage_started
+                try:
+                    self.emit(Heartbeat(stage=stage, phase=phase[0] if phase else "", elapsed=round(time.time() - since, 1)))
+                except Exception:  # a full disk: the stage thread reports it at its next event
+                    pass
+
+        threading.Thread(target=beat, name="qat-tui-heartbeat", daemon=True).start()
+        return stop
+
     def _finish(self, ok: bool, failed_stage: Optional[str], cancelled: bool, t_start: float) -> bool:
-        self.emit(RunFinished(ok=ok, cancelled=cancelled, seconds=time.time() - t_start, failed_stage=failed_stage))
+        try:
+            self.emit(RunFinished(ok=ok, cancelled=cancelled, seconds=time.time() - t_start, failed_stage=failed_stage))
+        except QatError:
+            return False  # the event log broke on this very event; the consumer has it
         return ok
 
     def _context(self) -> Any:
@@ -296,8 +439,16 @@ class Pipeline:
         s = self.settings
         backend = self._backend if self._backend is not None else get_backend(s.run.backend, s)
         device = resolve_device(s.run.device)
-        if s.run.threads:
-            torch.set_num_threads(s.run.threads)
+        from .threads import ThreadGovernor
+
+        threads = s.run.threads or (self.thread_plan.threads if self.thread_plan is not None else None)
+        if threads:
+            torch.set_num_threads(threads)
+        if self.thread_plan is not None and not s.run.threads:
+            policy = os.environ.get("OMP_WAIT_POLICY")
+            self.emit(LogLine(text="CPU: %d threads (%s)%s" % (
+                threads, self.thread_plan.reason, ", OMP_WAIT_POLICY=%s" % policy if policy else "")))
+        governor = ThreadGovernor(self.run_dir, fixed=s.run.threads, log=lambda m: self.emit(LogLine(text=m)))
         backend.validate_settings(s)
 
         def data_factory() -> Any:
@@ -309,50 +460,79 @@ class Pipeline:
                 lambda m: self.emit(LogLine(level="warning", text=m)),
             )
 
-        return StageContext(s, backend, device, self.emit, self.cancel, data_factory)
+        ctx = StageContext(s, backend, device, self.emit, self.cancel, data_factory)
+        ctx.governor = governor
+        return ctx
 
     def _run_stage(self, ctx: Any, state: RunState, stage: str, reason: str) -> str:
+        from .io import disk_full_error
         from .stages import STAGE_FUNCTIONS, STAGE_SUMMARY, check_inputs, input_path, stage_inputs
 
         ctx.begin(stage)
         t0 = time.time()
         started = False
         try:
-            inputs = [os.path.basename(input_path(self.settings, name)) for name, _p in stage_inputs(self.settings, stage)]
+            inputs = [os.path.basename(input_path(self.settings, name, state)) for name, _p in stage_inputs(self.settings, stage)]
             self.emit(StageStarted(stage=stage, inputs=inputs, summary=STAGE_SUMMARY[stage]))
             self.emit(LogLine(stage=stage, text="running %s (why: %s)" % (stage, reason)))
-            check_inputs(self.settings, stage)
+            check_inputs(self.settings, stage, state)
+            self._move_aside_changed_outputs(state, stage)
             fingerprint = self.fingerprint(state, stage)
             ctx.begin(stage, fingerprint)
             state.start(stage, fingerprint, stage_settings(self.settings, stage))
             started = True
             metrics = STAGE_FUNCTIONS[stage](ctx)
+            seconds = time.time() - t0
+            metrics["seconds"] = round(seconds, 2)
+            state.finish(stage, metrics, dict(ctx.artifacts), seconds)
         except Cancelled:
-            if started:
-                state.fail(stage, {"message": "cancelled by the user"}, cancelled=True)
-            self.emit(StageFailed(stage=stage, title="Cancelled", message="%s was cancelled" % stage, hint="resume by running again: finished stages are kept", cancelled=True))
-            return "cancelled"
+            self._record_failure(state, stage, started, {"message": "cancelled by the user"}, cancelled=True)
+            return self._emit_last(StageFailed(stage=stage, title="Cancelled", message="%s was cancelled" % stage,
+                                                  hint="resume by running again: finished stages are kept", cancelled=True),
+                                      "cancelled")
         except QatError as e:
-            if started:
-                state.fail(stage, e.to_dict())
-            self.emit(StageFailed(stage=stage, title=e.title, message=e.msg, hint=e.hint))
-            return "failed"
+            self._record_failure(state, stage, started, e.to_dict())
+            return self._emit_last(StageFailed(stage=stage, title=e.title, message=e.msg, hint=e.hint), "failed")
         except Exception as e:  # a bug or an environment problem: keep the traceback for the user
+            full = disk_full_error(os.path.join(self.run_dir, "-"), e)
+            if full is not None:  # a write inside a toolchain (torch.export.save, a compiler) hit a full disk
+                self._record_failure(state, stage, started, full.to_dict())
+                return self._emit_last(StageFailed(stage=stage, title=full.title, message=full.msg, hint=full.hint), "failed")
             tb = traceback.format_exc()
-            self.emit(LogLine(stage=stage, level="error", text=tb))
-            if started:
-                state.fail(stage, {"message": "%s: %s" % (type(e).__name__, e), "traceback": tb})
-            self.emit(
+            self._record_failure(state, stage, started, {"message": "%s: %s" % (type(e).__name__, e), "traceback": tb})
+            try:
+                self.emit(LogLine(stage=stage, level="error", text=tb))
+            except QatError:
+                pass
+            return self._emit_last(
                 StageFailed(
                     stage=stage,
                     title="%s failed" % stage,
                     message="%s: %s" % (type(e).__name__, e),
                     hint="the traceback is in %s" % os.path.join(self.run_dir, EVENTS_FILENAME),
-                )
+                ),
+                "failed",
             )
-            return "failed"
-        seconds = time.time() - t0
-        metrics["seconds"] = round(seconds, 2)
-        state.finish(stage, metrics, dict(ctx.artifacts), seconds)
-        self.emit(StageFinished(stage=stage, metrics=metrics, seconds=seconds, artifacts=dict(ctx.artifacts)))
+        self._emit_last(StageFinished(stage=stage, metrics=metrics, seconds=seconds, artifacts=dict(ctx.artifacts)), "finished")
         return "finished"
+
+    def _record_failure(self, state: RunState, stage: str, started: bool, error: Dict[str, Any], cancelled: bool = False) -> None:
+        """``state.fail`` when the stage had started; a state file that cannot be written (a full disk)
+        keeps its last complete content and the failure is still reported."""
+        if not started:
+            return
+        try:
+            state.fail(stage, error, cancelled=cancelled)
+        except (QatError, OSError) as e:
+            try:
+                self.emit(LogLine(stage=stage, level="warning", text="could not record the failure in state.json: %s" % e))
+            except QatError:
+                pass
+
+    def _emit_last(self, event: Event, result: str) -> str:
+        """Emit the stage's last event; when the event log breaks on it, the consumer has it anyway."""
+        try:
+            self.emit(event)
+        except QatError:
+            pass
+        return result

@@ -15,9 +15,9 @@ import os
 import socket
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
-from .errors import RunLockedError
+from .errors import DiskFullError, RunLockedError
 from .io import atomic_write_json
 
 LOCK_FILENAME = "run.lock"
@@ -34,6 +34,7 @@ class RunLock:
 
     Raises:
         RunLockedError: another live process holds it (its pid is in the message).
+        DiskFullError: the lock file cannot be written (no space left).
     """
 
     def __init__(self, run_dir: str) -> None:
@@ -42,8 +43,16 @@ class RunLock:
         self._fd: Optional[int] = None
 
     def acquire(self) -> "RunLock":
-        os.makedirs(self.run_dir, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        from .io import disk_full_error
+
+        try:
+            os.makedirs(self.run_dir, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            full = disk_full_error(self.path, e)
+            if full is not None:
+                raise full from None
+            raise
         if fcntl is not None:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -56,9 +65,16 @@ class RunLock:
                     hint="attach to it (qat-tui attach %s) or stop it first; two runs never share a run directory" % self.run_dir,
                 ) from None
         info = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
-        os.ftruncate(fd, 0)
-        os.write(fd, json.dumps(info).encode())
-        os.fsync(fd)
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, json.dumps(info).encode())
+            os.fsync(fd)
+        except OSError as e:
+            os.close(fd)  # releases the lock
+            full = disk_full_error(self.path, e)
+            if full is not None:
+                raise full from None
+            raise
         self._fd = fd
         return self
 
@@ -109,6 +125,48 @@ def is_running(run_dir: str) -> bool:
     return lock_holder(run_dir) is not None
 
 
+# ------------------------------------------------------------------------------------ run settings
+
+def is_run_folder(folder: str) -> bool:
+    """Whether ``folder`` holds a qat-tui run (its state or event log)."""
+    return any(os.path.exists(os.path.join(folder, n)) for n in ("state.json", "events.jsonl"))
+
+
+def load_run_settings(path: str) -> Tuple[Any, Optional[str]]:
+    """The settings of a run folder, or of a settings TOML file.
+
+    A ``settings.toml`` inside a run folder runs *that* folder, whatever its ``[run] run_dir`` says:
+    after ``mv run run-moved`` (or a copy), ``run_dir`` still names the old place, and following it
+    would retrain in - or read the files of - another folder.
+
+    Returns:
+        ``(settings, note)``; ``note`` says which folder is used when ``run_dir`` named another, else
+        None.
+
+    Raises:
+        SettingsError: the path does not exist, or its settings are missing or invalid.
+    """
+    from . import settings as S
+    from .errors import SettingsError
+
+    if not os.path.exists(path):
+        raise SettingsError(
+            "%s does not exist" % path,
+            hint="give a run directory (it holds settings.toml) or a settings TOML file "
+            "(qat-tui preset quick -o FILE writes one)",
+        )
+    file = os.path.join(path, S.SETTINGS_FILENAME) if os.path.isdir(path) else path
+    settings = S.load(file)
+    folder = os.path.dirname(os.path.abspath(file))
+    if os.path.basename(file) == S.SETTINGS_FILENAME and is_run_folder(folder) and settings.run_path() != folder:
+        note = "%s is in the run folder %s (moved or copied from %s): running there" % (
+            os.path.basename(file), folder, settings.run_path())
+        data = settings.model_dump()
+        data["run"]["run_dir"] = folder
+        return S.validate(data, source=file), note
+    return settings, None
+
+
 # ------------------------------------------------------------------------------------------ registry
 
 def state_dir() -> str:
@@ -142,7 +200,7 @@ def register_run(run_dir: str) -> None:
     try:
         os.makedirs(state_dir(), exist_ok=True)
         atomic_write_json(_registry_path(), {"version": 1, "runs": runs[:200]})
-    except OSError:
+    except (OSError, DiskFullError):  # the registry is a convenience: a full disk there is not the run's problem
         pass
 
 
@@ -154,7 +212,7 @@ class RunInfo:
     running: bool
     pid: Optional[int]
     last_started: str = ""
-    stages: Dict[str, Dict[str, Any]] = field(default_factory=dict)  # stage -> status, top1, seconds
+    stages: Dict[str, Dict[str, Any]] = field(default_factory=dict)  # stage -> status, top1, seconds, finished_at
 
 
 def describe_run(run_dir: str, last_started: str = "") -> RunInfo:
@@ -168,6 +226,7 @@ def describe_run(run_dir: str, last_started: str = "") -> RunInfo:
                 "status": rec.get("status", "pending"),
                 "top1": (rec.get("metrics") or {}).get("top1"),
                 "seconds": rec.get("seconds"),
+                "finished_at": rec.get("finished_at", ""),
             }
             for name, rec in state.data["stages"].items()
         }

@@ -16,7 +16,7 @@ This module must stay importable on Python 3.8 (Horizon's XJ3/J5 dockers): ``typ
 """
 import os
 import re
-from typing import Any, Dict, List, Literal, Optional
+from typing import Any, Dict, List, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -85,7 +85,20 @@ class DataSettings(_Section):
     augment: Literal["crop_flip", "none"] = Field(
         "crop_flip", description="Training augmentation: crop_flip = random crop (pad 4) + horizontal flip; none."
     )
-    num_workers: int = Field(2, ge=0, description="Data loader worker processes (0 loads in the training thread).")
+    num_workers: Union[Literal["auto"], int] = Field(
+        "auto",
+        description="Data loader worker processes: auto = what the data and the cores call for (0 for in-memory "
+        "CIFAR batches, small images or 2 cores; measured faster there), 0 = load in the training thread, N.",
+    )
+
+    @field_validator("num_workers", mode="before")
+    @classmethod
+    def _workers(cls, v: Any) -> Any:
+        if v == "auto":
+            return v
+        if isinstance(v, int) and not isinstance(v, bool) and v >= 0:
+            return v
+        raise ValueError("must be 'auto' or a number of worker processes >= 0")
 
 
 class ModelSettings(_Section):
@@ -129,6 +142,13 @@ class QatStageSettings(_Section):
     momentum: float = Field(0.9, ge=0.0, lt=1.0, description="SGD momentum (ignored by Adam).")
     lr_schedule: Literal["cosine", "constant"] = Field(
         "cosine", description="cosine: decay the lr to 0 over all steps; constant: keep it."
+    )
+    bn_stats: Literal["frozen", "batch"] = Field(
+        "frozen",
+        description="BatchNorm during QAT: frozen = use the float model's running statistics, as calibration "
+        "did (stable; the whitepaper's freeze-BN recipe); batch = normalise with each batch's statistics and "
+        "update them (diverges when fake quant rounds a channel to one value: its zero batch variance scales "
+        "its gradient by 1/sqrt(eps)).",
     )
 
 
@@ -364,7 +384,8 @@ def loads(text: str, source: str = "settings") -> Settings:
     """Parse TOML text into validated settings.
 
     Raises:
-        SettingsError: invalid TOML syntax (with line/column) or invalid settings.
+        SettingsError: invalid TOML syntax (with line/column), no settings at all (an empty file would
+            silently run the sample's hours-long defaults), or invalid settings.
     """
     import tomlkit
     from tomlkit.exceptions import ParseError
@@ -375,6 +396,13 @@ def loads(text: str, source: str = "settings") -> Settings:
         raise SettingsError(
             "%s is not valid TOML: %s" % (source, e), hint="fix the syntax at the line and column given"
         ) from None
+    if not data:
+        raise SettingsError(
+            "%s holds no settings (it is empty or only comments): every value would fall back to the sample's "
+            "defaults - float 20 epochs on all 50,000 training images, hours on a CPU" % source,
+            hint="write a complete file with qat-tui preset quick -o FILE (minutes on a CPU) or qat-tui preset "
+            "sample -o FILE, or the wizard's review screen",
+        )
     return validate(data, source=source)
 
 

@@ -19,17 +19,19 @@ sample does; qat then loads the calibration state into it. Every stage function 
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from .backends.base import FakeQuantState, QuantBackend
 from .engine import LoopContext, calibrate, evaluate, train_one_epoch
 from .errors import CheckpointError, StageError
-from .events import ArtifactWritten, CheckAdvice, EpochEnd, Emit, LogLine
-from .io import file_size, load_checkpoint, save_checkpoint
+from .events import ArtifactWritten, CheckAdvice, EpochEnd, Emit, LogLine, PhaseFinished, PhaseStarted
+from .io import load_checkpoint, save_checkpoint
 from .settings import Settings
+from .state import RunState, artifact_problem, artifact_record
 
 CHECKPOINTS = {
     "float": "float-checkpoint.ckpt",
@@ -47,12 +49,21 @@ STAGE_SUMMARY = {
     "compile": "Build the deployable model and its check, perf and graph reports (CPU).",
 }
 
-DIVERGED_HINT = {
-    "float": "lower [float] lr (e.g. by 10x); the last good checkpoint is kept",
-    "qat": "QAT usually diverges when the calibrated scales do not fit the training-mode activations of a "
-    "barely trained float model (BatchNorm statistics not settled): train float longer, lower [qat] lr, "
-    "or run QAT without calib; the last good checkpoint is kept",
-}
+def diverged_hint(stage: str, cfg: Any) -> str:
+    """What to do when ``stage``'s training loss became NaN/inf (``cfg``: its settings section).
+
+    QAT with ``bn_stats = "batch"``: a channel that fake quant rounds to a single value reaches
+    BatchNorm with zero batch variance, and train-mode BatchNorm scales its gradient by 1/sqrt(eps)
+    (316 at eps 1e-5); three such layers in a row gave gradients of 1e9 on the first batch of a barely
+    trained MobileNetV2 (issue 7), the weights and then the BatchNorm statistics became inf/NaN. Frozen
+    BatchNorm statistics remove that factor whatever the learning rate.
+    """
+    kept = "; the last good checkpoint is kept"
+    if stage == "qat" and getattr(cfg, "bn_stats", "frozen") == "batch":
+        return ('set [qat] bn_stats = "frozen" (the default): with batch statistics, channels that fake quant '
+                "rounds to one value have zero variance and BatchNorm multiplies their gradient by 1/sqrt(eps)" + kept)
+    return "lower [%s] lr (e.g. by 10x)%s" % (stage, kept)
+
 
 ARTIFACT_HELP = {
     "float-checkpoint.ckpt": "Best float model (state_dict + metadata); input of calib, or of qat when calib is off.",
@@ -93,6 +104,9 @@ class StageContext:
         self.stage = ""
         self.fingerprint = ""
         self.artifacts: Dict[str, Dict[str, Any]] = {}
+        self.governor: Any = None  # core.threads.ThreadGovernor, set by the pipeline
+        self.stage_started = 0.0
+        self.current_phase: Optional[Tuple[str, float]] = None  # (name, time.time() it started)
 
     @property
     def data(self) -> Any:
@@ -102,16 +116,33 @@ class StageContext:
         return self._data
 
     def begin(self, stage: str, fingerprint: str = "") -> None:
+        if stage != self.stage or not self.stage_started:
+            self.stage_started = time.time()
         self.stage = stage
         self.fingerprint = fingerprint
         self.artifacts = {}
+        self.current_phase = None
+
+    @contextlib.contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        """Mark a long step without batch progress (export, convert, a compiler): emits
+        :class:`PhaseStarted`, and :class:`PhaseFinished` with its duration when it ends well; while it
+        runs, the pipeline's heartbeat names it."""
+        self.emit(PhaseStarted(stage=self.stage, name=name))
+        outer, t0 = self.current_phase, time.time()
+        self.current_phase = (name, t0)
+        try:
+            yield
+        finally:
+            self.current_phase = outer
+        self.emit(PhaseFinished(stage=self.stage, name=name, seconds=time.time() - t0))
 
     def check_cancel(self) -> None:
         """Raise Cancelled when the user asked to stop (checked between the long steps of a stage)."""
         self.loop().check_cancel()
 
     def loop(self) -> LoopContext:
-        return LoopContext(self.stage, self.emit, self.cancel, self.device)
+        return LoopContext(self.stage, self.emit, self.cancel, self.device, self.governor)
 
     def log(self, text: str, level: str = "info") -> None:
         self.emit(LogLine(stage=self.stage or None, level=level, text=text))
@@ -120,9 +151,10 @@ class StageContext:
         return os.path.join(self.run_dir, name)
 
     def record_artifact(self, name: str, path: str, description: str) -> None:
-        size = file_size(path)
-        self.artifacts[name] = {"path": path, "size": size, "description": description}
-        self.emit(ArtifactWritten(stage=self.stage, name=name, path=path, size=size, description=description))
+        """Record a file this stage wrote (path relative to the run folder, size, SHA-256)."""
+        rec = artifact_record(self.run_dir, name, path, description)
+        self.artifacts[name] = rec
+        self.emit(ArtifactWritten(stage=self.stage, name=name, path=rec["path"], size=rec["size"], description=description))
 
     def model_meta(self) -> Dict[str, Any]:
         m = self.settings.model
@@ -170,30 +202,58 @@ def stage_inputs(settings: Settings, stage: str) -> List[Tuple[str, str]]:
     raise StageError("unknown stage %r" % stage)
 
 
-def input_path(ctx_or_settings: Any, name: str, backend: Optional[QuantBackend] = None) -> str:
-    """Absolute path of an input named by :func:`stage_inputs` (``int_model`` resolves through the
-    int_infer stage's recorded artifact, whose file name depends on the backend)."""
+CODE_INPUTS = ("int_model",)
+"""Inputs that hold code by design (a TorchScript or AOTInductor/.so model, a compiled graph): loaded
+only when the state records that this run folder's own producer stage wrote exactly that file."""
+
+
+def input_path(ctx_or_settings: Any, name: str, state: Optional[RunState] = None) -> str:
+    """Absolute path of an input named by :func:`stage_inputs` in this run folder (``int_model``
+    resolves through the int_infer stage's recorded artifact, whose file name depends on the backend)."""
     settings = ctx_or_settings if isinstance(ctx_or_settings, Settings) else ctx_or_settings.settings
     run_dir = settings.run_path()
     if name == "int_model":
-        from .state import RunState
-
-        arts = RunState.load(run_dir).stage("int_infer").get("artifacts", {})
-        for art_name, art in arts.items():
+        state = state or RunState.load(run_dir)
+        for art_name, art in state.stage("int_infer").get("artifacts", {}).items():
             if art_name.startswith("int_model"):
-                return art["path"]
+                return os.path.join(run_dir, str(art.get("path") or art_name))
         return os.path.join(run_dir, "int_model (written by int_infer)")
     return os.path.join(run_dir, name)
 
 
-def check_inputs(settings: Settings, stage: str) -> None:
-    """Raise :class:`CheckpointError` naming the stage to run first when an input is missing."""
+def check_inputs(settings: Settings, stage: str, state: Optional[RunState] = None) -> None:
+    """Check that every input of ``stage`` is there and is still the file its producer wrote.
+
+    Raises:
+        CheckpointError: an input is missing, changed since its producer stage wrote it, or (for a
+            model that holds code) was not written by this run folder's own producer stage; the hint
+            names the stage to run.
+    """
     run_dir = settings.run_path()
+    state = state or RunState.load(run_dir)
     for name, producer in stage_inputs(settings, stage):
-        if not os.path.exists(input_path(settings, name)):
+        path = input_path(settings, name, state)
+        rerun = "qat-tui run --config FILE --stage %s" % producer
+        if not os.path.exists(path):
             raise CheckpointError(
                 "%s needs %s, which is not in %s" % (stage, name, run_dir),
-                hint="run the %s stage first (qat-tui run --config FILE --stage %s)" % (producer, producer),
+                hint="run the %s stage first (%s)" % (producer, rerun),
+            )
+        file_name = os.path.relpath(path, run_dir)
+        art = state.stage(producer).get("artifacts", {}).get(file_name)
+        if art is not None:
+            problem = artifact_problem(run_dir, file_name, art)
+            if problem:
+                raise CheckpointError(
+                    "%s needs %s, but %s: it is no longer what the %s stage wrote" % (stage, file_name, problem, producer),
+                    hint="run the %s stage again (%s); to start from weights of your own, set [model] pretrained"
+                    % (producer, rerun),
+                )
+        elif name in CODE_INPUTS:
+            raise CheckpointError(
+                "%s in %s was not written by this folder's %s stage (state.json has no record of it); "
+                "qat-tui loads a model file, which holds code, only when this run wrote it" % (file_name, run_dir, producer),
+                hint="run the %s stage (%s)" % (producer, rerun),
             )
 
 
@@ -248,7 +308,7 @@ def restore_prepared(ctx: StageContext) -> Tuple[Any, str]:
     (name, producer), = stage_inputs(ctx.settings, "int_infer")
     ckpt = load_checkpoint(ctx.path(name), made_by=producer, expect=ctx.expect())
     example = ctx.data.example_batch(8)
-    prepared = ctx.backend.prepare(_new_float_model(ctx).eval(), (example,), producer, ctx.settings.qconfig)
+    prepared = _prepare(ctx, _new_float_model(ctx).eval(), example, producer)
     try:
         prepared.load_state_dict(ckpt["state_dict"])
     except RuntimeError as e:
@@ -258,6 +318,12 @@ def restore_prepared(ctx: StageContext) -> Tuple[Any, str]:
         ) from None
     ctx.log("loaded %s (from the %s stage)" % (name, producer))
     return prepared, producer
+
+
+def _prepare(ctx: StageContext, float_model: Any, example: Any, stage: str) -> Any:
+    """``backend.prepare`` for ``stage`` as a named phase (it traces the model: seconds to a minute)."""
+    with ctx.phase("prepare for %s: trace the float model and insert fake quant" % stage):
+        return ctx.backend.prepare(float_model, (example,), stage, ctx.settings.qconfig)
 
 
 def upstream_source(settings: Settings) -> str:
@@ -385,7 +451,7 @@ def _train_epochs(
         except FloatingPointError as e:
             raise StageError(
                 "%s training diverged: %s" % (ctx.stage, e),
-                hint=DIVERGED_HINT[ctx.stage],
+                hint=diverged_hint(ctx.stage, cfg),
             ) from None
         set_eval()
         ev = evaluate(model, data.eval_loader(), ctx.loop(), epoch, cfg.epochs)
@@ -447,7 +513,7 @@ def run_calib(ctx: StageContext) -> Dict[str, Any]:
     s = ctx.settings
     float_model = load_float_model(ctx)
     example = ctx.data.example_batch(8)
-    prepared = ctx.backend.prepare(float_model, (example,), "calib", s.qconfig).to(ctx.device)
+    prepared = _prepare(ctx, float_model, example, "calib").to(ctx.device)
     ctx.backend.set_fake_quant_state(prepared, FakeQuantState.CALIBRATION)
     loader = ctx.data.calib_loader(s.calib.num_images)
     ctx.log("calibrating on %d images with the %s observer" % (len(loader.dataset), s.qconfig.calib_observer))
@@ -471,7 +537,7 @@ def run_qat(ctx: StageContext) -> Dict[str, Any]:
     s = ctx.settings
     float_model = load_float_model(ctx)
     example = ctx.data.example_batch(8)
-    prepared = ctx.backend.prepare(float_model, (example,), "qat", s.qconfig)
+    prepared = _prepare(ctx, float_model, example, "qat")
     if s.calib.enabled:
         ckpt = load_checkpoint(ctx.path(CHECKPOINTS["calib"]), made_by="calib", expect=ctx.expect())
         for msg in ctx.backend.load_calib_state(prepared, ckpt["state_dict"]):
@@ -480,8 +546,15 @@ def run_qat(ctx: StageContext) -> Dict[str, Any]:
         ctx.log("calib is off: QAT starts from the float weights and the first batches set the scales", "warning")
     prepared.to(ctx.device)
 
+    frozen_bn = s.qat.bn_stats == "frozen"
+    if frozen_bn:
+        ctx.log("BatchNorm statistics frozen during QAT ([qat] bn_stats = frozen): the float model's running "
+                "statistics, the ones calibration used")
+
     def set_train() -> None:
         ctx.backend.set_fake_quant_state(prepared, FakeQuantState.QAT)
+        if frozen_bn:
+            ctx.backend.freeze_bn_stats(prepared)
 
     def set_eval() -> None:
         ctx.backend.set_fake_quant_state(prepared, FakeQuantState.VALIDATION)
@@ -495,9 +568,11 @@ def run_int_infer(ctx: StageContext) -> Dict[str, Any]:
     prepared, source = restore_prepared(ctx)
     example = ctx.data.example_batch(8)
     ctx.check_cancel()
-    int_model = ctx.backend.convert(prepared, (example,))
+    with ctx.phase("convert: the integer model from the %s model" % source):
+        int_model = ctx.backend.convert(prepared, (example,))
     ctx.check_cancel()
-    saved = ctx.backend.save_int_model(int_model, (example,), ctx.run_dir)
+    with ctx.phase("save the integer model"):
+        saved = ctx.backend.save_int_model(int_model, (example,), ctx.run_dir)
     for art in saved if isinstance(saved, list) else [saved]:
         ctx.record_artifact(art.name, art.path, art.description)
     int_model.to(ctx.device)
@@ -513,7 +588,8 @@ def run_compile(ctx: StageContext) -> Dict[str, Any]:
 
     _seed(ctx.settings, "compile")
     path = input_path(ctx, "int_model")
-    int_model = ctx.backend.load_int_model(path)
+    with ctx.phase("load the integer model"):
+        int_model = ctx.backend.load_int_model(path)
     ctx.log("loaded the integer model %s" % os.path.basename(path))
     example = ctx.data.example_batch(8).cpu()
     # The fp32 baseline of the perf report: the float model (its weights do not change its latency).
@@ -524,7 +600,8 @@ def run_compile(ctx: StageContext) -> Dict[str, Any]:
         ctx.log("float-checkpoint.ckpt is missing: the perf baseline uses freshly initialised weights", "warning")
     source = upstream_source(ctx.settings)
     ctx.check_cancel()
-    result = ctx.backend.compile(int_model, float_model, (example,), ctx.run_dir, ctx.settings.compile, ctx.log)
+    result = ctx.backend.compile(int_model, float_model, (example,), ctx.run_dir, ctx.settings.compile, ctx.log,
+                                 phase=ctx.phase)
     for a in result.artifacts:
         ctx.record_artifact(a.name, a.path, a.description)
     metrics: Dict[str, Any] = {"source": source}

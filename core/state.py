@@ -3,15 +3,22 @@ settings it ran with. Starting again on the same run directory reads it to skip 
 
 Every save writes a temp file and renames it (see :mod:`core.io`): a crash never leaves half a file.
 
-Format (``version`` 1)::
+Paths are relative to the run directory, so a run folder that is moved or copied keeps its work and
+never reads a file of another run folder. Each artifact records its size and SHA-256 when written: an
+output that changed since (emptied, overwritten by another program) makes its stage stale, and a
+stage loads an input only when it is still the file its producer wrote.
 
-    {"version": 1, "stages": {"float": {
-        "status": "finished",            # pending | running | finished | failed | cancelled
+Format (``version`` 2; version 1 kept absolute paths and no checksums: its paths are read relative to
+the folder and its stages count as stale until they run again)::
+
+    {"version": 2, "stages": {"float": {
+        "status": "finished",            # pending | running | finished | failed | cancelled | stale
         "fingerprint": "3f2a...",        # hash of the settings the stage depends on + its input's result id
         "result_id": "9c1e...",          # changes each time the stage produces new outputs
         "settings": {...},               # the settings subset it ran with (for "what changed" messages)
         "metrics": {"top1": 27.1, ...},
-        "artifacts": {"float-checkpoint.ckpt": {"path": "...", "size": 9200000, "description": "..."}},
+        "artifacts": {"float-checkpoint.ckpt": {"path": "float-checkpoint.ckpt", "size": 9200000,
+                      "sha256": "...", "description": "..."}},
         "seconds": 61.2, "started_at": "...", "finished_at": "...", "error": null}}}
 """
 from __future__ import annotations
@@ -26,7 +33,56 @@ from .errors import QatError
 from .io import atomic_write_json
 
 STATE_FILENAME = "state.json"
-STATE_VERSION = 1
+STATE_VERSION = 2
+
+
+def _migrate_v1(data: Dict[str, Any]) -> None:
+    """Version 1 recorded absolute artifact paths: keep the artifact's name, which is its path relative
+    to the run folder (never a file of another folder)."""
+    for rec in data.get("stages", {}).values():
+        for name, art in (rec.get("artifacts") or {}).items():
+            if os.path.isabs(str(art.get("path", ""))):
+                art["path"] = name
+    data["version"] = STATE_VERSION
+
+
+def artifact_record(run_dir: str, name: str, path: str, description: str) -> Dict[str, Any]:
+    """What the state keeps of a file a stage wrote: its path relative to ``run_dir``, size in bytes,
+    SHA-256 (files only; a folder gets none) and description.
+
+    Raises:
+        ValueError: ``path`` is outside ``run_dir`` (every output lives in the run folder).
+    """
+    from .io import file_size, sha256_file
+
+    rel = os.path.relpath(os.path.abspath(path), os.path.abspath(run_dir))
+    if rel == ".." or rel.startswith(".." + os.sep):
+        raise ValueError("artifact %s is outside the run folder %s" % (path, run_dir))
+    rec: Dict[str, Any] = {"path": rel, "size": file_size(path), "description": description}
+    if os.path.isfile(path):
+        rec["sha256"] = sha256_file(path)
+    return rec
+
+
+def artifact_problem(run_dir: str, name: str, art: Dict[str, Any]) -> Optional[str]:
+    """Why the recorded artifact ``name`` is no longer the file its stage wrote (missing, other size,
+    other content, no checksum recorded), or None when it is."""
+    from .io import human_size, sha256_file
+
+    path = os.path.join(run_dir, str(art.get("path") or name))
+    if not os.path.exists(path):
+        return "%s is missing" % name
+    if os.path.isdir(path):
+        return None
+    want = art.get("sha256")
+    if not want:
+        return "%s has no recorded checksum (written by an older qat-tui)" % name
+    size = os.path.getsize(path)
+    if art.get("size") is not None and size != art["size"]:
+        return "%s changed since it was written (now %s, was %s)" % (name, human_size(size), human_size(int(art["size"])))
+    if sha256_file(path) != want:
+        return "%s changed since it was written (same size, other content)" % name
+    return None
 
 
 class RunState:
@@ -59,13 +115,15 @@ class RunState:
                 hint="move it away to start the pipeline over; checkpoints in the folder are kept",
                 title="Run state",
             ) from None
-        if not isinstance(data, dict) or int(data.get("version", 0)) > STATE_VERSION:
+        if not isinstance(data, dict) or int(data.get("version", 1)) > STATE_VERSION:
             raise QatError(
                 "the state file %s is from a newer qat-tui (version %s)" % (path, data.get("version")),
                 hint="use the newer qat-tui for this run directory, or start a new one",
                 title="Run state",
             )
         data.setdefault("stages", {})
+        if int(data.get("version", 1)) < STATE_VERSION:
+            _migrate_v1(data)
         return cls(run_dir, data)
 
     def save(self) -> None:
@@ -79,6 +137,11 @@ class RunState:
 
     def status(self, name: str) -> str:
         return self.stage(name).get("status", "pending")
+
+    def artifact_path(self, stage: str, name: str) -> Optional[str]:
+        """Absolute path of artifact ``name`` of ``stage`` in this run folder (None if not recorded)."""
+        art = self.stage(stage).get("artifacts", {}).get(name)
+        return os.path.join(self.run_dir, str(art.get("path") or name)) if art else None
 
     def finished_stages(self) -> List[str]:
         return [s for s, rec in self.data["stages"].items() if rec.get("status") == "finished"]

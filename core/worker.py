@@ -176,28 +176,45 @@ def main(argv: Optional[List[str]] = None) -> int:
     if is_running(run_dir):
         from .runs import lock_holder
 
-        print("%s is being written by another run (pid %s)" % (run_dir, (lock_holder(run_dir) or {}).get("pid")), flush=True)
+        _say("%s is being written by another run (pid %s)" % (run_dir, (lock_holder(run_dir) or {}).get("pid")))
         return 3
     try:
-        settings = S.load(os.path.join(run_dir, SETTINGS_FILENAME))
+        settings = S.load(os.path.join(run_dir, SETTINGS_FILENAME))  # run_dir is the folder given, always
     except QatError as e:
         _append_event(run_dir, StageFailed(stage="setup", title=e.title, message=e.msg, hint=e.hint))
         _append_event(run_dir, RunFinished(ok=False, failed_stage="setup"))
-        print(str(e), flush=True)
+        _say(str(e))
         return 2
     if os.path.abspath(settings.run_path()) != run_dir:
         data = settings.model_dump()
         data["run"]["run_dir"] = run_dir
         settings = S.validate(data)
-    print("worker pid %d running %s" % (os.getpid(), run_dir), flush=True)
+    # Threads and OpenMP's wait policy from the runs and load on this machine, before torch is imported.
+    from .threads import apply_wait_policy, choose_at_start
+
+    plan = choose_at_start(run_dir, settings.run.threads)
+    apply_wait_policy(plan)
+    _say("worker pid %d running %s (%s)" % (os.getpid(), run_dir, plan.reason))
     # Pipeline.run takes the run directory's lock and registers the run.
-    ok = Pipeline(settings, cancel=cancel).run(stages=a.stage, force=a.force)
+    ok = Pipeline(settings, cancel=cancel, thread_plan=plan).run(stages=a.stage, force=a.force)
     return 0 if ok else 1
 
 
 def _append_event(run_dir: str, ev: Event) -> None:
-    with open(os.path.join(run_dir, EVENTS_FILENAME), "a", encoding="utf-8") as f:
-        f.write(json.dumps(ev.to_dict(), ensure_ascii=False) + "\n")
+    """Append one event to the run's log; a log that cannot be written (a full disk) is not fatal."""
+    try:
+        with open(os.path.join(run_dir, EVENTS_FILENAME), "a", encoding="utf-8") as f:
+            f.write(json.dumps(ev.to_dict(), ensure_ascii=False) + "\n")
+    except OSError:
+        pass
+
+
+def _say(text: str) -> None:
+    """A line for worker.log; never fails the worker (the log may sit on a full disk)."""
+    try:
+        print(text, flush=True)
+    except OSError:
+        pass
 
 
 __all__ = ["start_detached", "EventFollower", "request_cancel", "pid_alive", "RunStarted"]

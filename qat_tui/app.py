@@ -299,6 +299,9 @@ class QatApp(App):
         try:
             save(settings, os.path.join(run_dir, SETTINGS_FILENAME))
             pid, offset = start_detached(run_dir)
+        except QatError as e:  # e.g. the disk is full
+            self.show_qat_error(e)
+            return False
         except OSError as e:
             self.show_error("Run directory", "cannot start the run in %s: %s" % (run_dir, e), "choose another run folder (Data step)")
             return False

@@ -106,7 +106,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from core.errors import QatError
 
     try:
-        settings = S.load(args.config)
+        settings = _settings_of(args.config)
         updates = {}
         if args.download:
             settings.data.download = True
@@ -134,29 +134,31 @@ def _detach(settings, stages=None, force=False) -> int:
     from core import settings as S
     from core.worker import start_detached
 
+    from core.errors import QatError
+
     run_dir = settings.run_path()
-    os.makedirs(run_dir, exist_ok=True)
-    S.save(settings, os.path.join(run_dir, S.SETTINGS_FILENAME))
-    pid, _offset = start_detached(run_dir, stages=stages, force=force)
+    try:
+        os.makedirs(run_dir, exist_ok=True)
+        S.save(settings, os.path.join(run_dir, S.SETTINGS_FILENAME))
+        pid, _offset = start_detached(run_dir, stages=stages, force=force)
+    except QatError as e:  # e.g. the disk is full
+        _print_error(e)
+        return 2
+    except OSError as e:
+        _print_error(QatError("cannot start the run in %s: %s" % (run_dir, e), hint="choose a run folder you can write"))
+        return 2
     print("started pid %d in the background; follow it: qat-tui attach %s   stop it: qat-tui attach, then c" % (pid, run_dir))
     return 0
 
 
 def _settings_of(run_dir_or_file: str):
-    import os
+    """Settings of a run folder or a settings file (a moved/copied run folder runs where it is now)."""
+    from core.runs import load_run_settings
 
-    from core import settings as S
-    from core.errors import SettingsError
-
-    path = run_dir_or_file
-    if not os.path.exists(path):
-        raise SettingsError(
-            "%s does not exist" % path,
-            hint="give a run directory (it holds settings.toml) or a settings TOML file",
-        )
-    if os.path.isdir(path):
-        path = os.path.join(path, S.SETTINGS_FILENAME)
-    return S.load(path)
+    settings, note = load_run_settings(run_dir_or_file)
+    if note:
+        print(note, file=sys.stderr)
+    return settings
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
@@ -187,7 +189,9 @@ def _cmd_status(args: argparse.Namespace) -> int:
                 cells.append("-")
             else:
                 top1 = rec.get("top1")
-                cells.append("%s%s" % (rec.get("status"), " %.1f%%" % top1 if isinstance(top1, (int, float)) else ""))
+                when = str(rec.get("finished_at") or "")[5:16].replace("T", " ")
+                cells.append("%s%s%s" % (rec.get("status"), " %.1f%%" % top1 if isinstance(top1, (int, float)) else "",
+                                         "\n" + when if when else ""))
         t.add_row(r.run_dir, "running (pid %s)" % r.pid if r.running else "idle", *cells)
     console.print(t)
     return 0
@@ -278,7 +282,7 @@ def _cmd_wizard(args: argparse.Namespace) -> int:
 
     try:
         if args.config:
-            settings = S.load(args.config)
+            settings = _settings_of(args.config)
         elif args.preset:
             settings = S.preset(args.preset)
         else:
@@ -293,8 +297,30 @@ def _cmd_wizard(args: argparse.Namespace) -> int:
     return int(code or 0)
 
 
+def _no_terminal(args: argparse.Namespace) -> Optional[str]:
+    """The one-line message for a wizard command started without a terminal (stdin or stdout not a
+    TTY: ``qat-tui < /dev/null``, a pipe, cron, no controlling terminal), else None. Textual would
+    wait for keys that never come and write escape codes into the pipe."""
+    wizard = args.command in (None, "attach") or (args.command == "resume" and not args.headless)
+    if not wizard or (sys.stdin.isatty() and sys.stdout.isatty()):
+        return None
+    which = "stdin" if not sys.stdin.isatty() else "stdout"
+    if args.command == "attach":
+        other = "qat-tui status %s shows the run without one" % (args.run_dir or "")
+    elif args.command == "resume":
+        other = "qat-tui resume %s --headless continues it here" % args.run_dir
+    else:
+        other = "run headless: qat-tui run --config FILE (qat-tui preset quick -o FILE writes one); " \
+                "follow a running run from a terminal with qat-tui attach"
+    return "qat-tui: the wizard needs a terminal (%s is not one); %s" % (which, other.replace("  ", " "))
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = _parser().parse_args(argv)
+    problem = _no_terminal(args)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
     try:
         if args.command == "run":
             return _cmd_run(args)

@@ -8,8 +8,9 @@ requested stage finished or was already done, 1 when a stage failed or was cance
 from __future__ import annotations
 
 import signal
+import sys
 import threading
-from typing import Any, Dict, List, Optional
+from typing import Any, List, Optional
 
 from rich.console import Console
 from rich.markup import escape
@@ -18,8 +19,8 @@ from rich.table import Table
 
 from core import events as E
 from core.io import human_size
+from core.record import RunRecord
 
-ACC_STAGES = ("float", "calib", "qat", "int_infer", "compile")
 ACC_LABEL = {
     "float": "float",
     "calib": "calib (fake quant)",
@@ -29,25 +30,29 @@ ACC_LABEL = {
 }
 
 
-def accuracy_rows(metrics: Dict[str, Dict[str, Any]]) -> List[Dict[str, Any]]:
-    """Per stage with a top-1: ``{"stage", "top1", "top5", "drop"}``, drop = float top-1 - stage top-1
-    in points (positive = worse than float; None when float has no result)."""
-    base = metrics.get("float", {}).get("top1")
-    rows = []
-    for stage in ACC_STAGES:
-        m = metrics.get(stage) or {}
-        if m.get("top1") is None:
-            continue
-        drop = None if base is None or stage == "float" else base - m["top1"]
-        rows.append({"stage": stage, "top1": m["top1"], "top5": m.get("top5"), "drop": drop})
-    return rows
+def _terminal_console() -> Console:
+    """A console on a duplicate of the terminal's file descriptor 1: while a toolchain's output is
+    captured (core.capture redirects fds 1 and 2 into a file, e.g. around hbdk's compile), progress and
+    heartbeats still reach the user instead of ending up in compile.log. Where stdout has no file
+    descriptor (a test's capture), the plain console."""
+    import io
+    import os
+
+    try:
+        fd = sys.stdout.fileno()
+        tty = sys.stdout.isatty()
+        stream = io.TextIOWrapper(io.FileIO(os.dup(fd), "w"), encoding=getattr(sys.stdout, "encoding", None) or "utf-8",
+                                  errors="replace", line_buffering=True)
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        return Console()
+    return Console(file=stream, force_terminal=tty or None)
 
 
 class HeadlessConsumer:
     """Turns pipeline events into rich console output. Call it as the pipeline's ``emit``."""
 
     def __init__(self, console: Optional[Console] = None) -> None:
-        self.console = console or Console()
+        self.console = console or _terminal_console()
         self.progress = Progress(
             TextColumn("[bold]{task.fields[stage]:<9}[/] {task.description:<12}"),
             BarColumn(),
@@ -60,11 +65,7 @@ class HeadlessConsumer:
         )
         self.task: Optional[int] = None
         self.task_key: Any = None
-        self.metrics: Dict[str, Dict[str, Any]] = {}
-        self.artifacts: Dict[str, Dict[str, Any]] = {}
-        self.failed: Optional[E.StageFailed] = None
-        self.finished: Optional[E.RunFinished] = None
-        self.check: Optional[E.CheckAdvice] = None
+        self.record = RunRecord()
 
     def __enter__(self) -> "HeadlessConsumer":
         self.progress.start()
@@ -81,6 +82,7 @@ class HeadlessConsumer:
 
     def __call__(self, ev: E.Event) -> None:
         c = self.console
+        self.record.apply(ev)
         if isinstance(ev, E.BatchProgress):
             key = (ev.stage, ev.phase, ev.epoch)
             desc = "%s %d/%d" % (ev.phase, ev.epoch, ev.epochs) if ev.phase == "train" else ev.phase
@@ -97,10 +99,21 @@ class HeadlessConsumer:
             self._end_task()
             inputs = " (loads %s)" % ", ".join(ev.inputs) if ev.inputs else ""
             c.rule("[bold]%s[/]%s" % (ev.stage, inputs))
+        elif isinstance(ev, E.PhaseStarted):
+            self._end_task()
+            self.task = self.progress.add_task(ev.name[:40], total=None, stage=ev.stage, rate="")
+            self.task_key = ("phase", ev.stage, ev.name)
+            c.print("  [dim]%s ...[/]" % escape(ev.name), highlight=False)
+        elif isinstance(ev, E.PhaseFinished):
+            self._end_task()
+            c.print("  [dim]%s: done in %.1f s[/]" % (escape(ev.name), ev.seconds), highlight=False)
+        elif isinstance(ev, E.Heartbeat):
+            if self.task is not None:  # the spinner of the phase (or of a slow batch) shows the time
+                self.progress.update(self.task, rate="%.0f s, still running" % ev.elapsed)
+            else:
+                c.print("  [dim]%s: still running after %.0f s[/]" % (escape(ev.phase or ev.stage), ev.elapsed), highlight=False)
         elif isinstance(ev, E.StageSkipped):
             if ev.metrics or ev.artifacts:
-                self.metrics[ev.stage] = dict(ev.metrics)
-                self.artifacts.update(ev.artifacts)
                 top1 = ev.metrics.get("top1")
                 c.print("[dim]%-9s skipped: %s%s[/]" % (ev.stage, escape(ev.reason), " (top-1 %.2f%%)" % top1 if top1 is not None else ""), highlight=False)
             else:
@@ -122,10 +135,8 @@ class HeadlessConsumer:
             text = ev.text if ev.level != "error" else ev.text.rstrip().splitlines()[-1]
             c.print("  [%s]%s[/]" % (style, escape(text)), highlight=False, markup=True)
         elif isinstance(ev, E.ArtifactWritten):
-            self.artifacts[ev.name] = {"path": ev.path, "size": ev.size, "description": ev.description}
             c.print("  wrote [cyan]%s[/] (%s)" % (escape(ev.name), human_size(ev.size)), highlight=False)
         elif isinstance(ev, E.CheckAdvice):
-            self.check = ev
             c.print("  model check: %s" % ("[green]%s[/]" % escape(ev.summary) if ev.passed else "[red]%s[/]" % escape(ev.summary)), highlight=False)
             for item in ev.items:
                 if item.get("status") in ("int8",) or item.get("suggestion") in ("none", "nothing to do"):
@@ -134,22 +145,19 @@ class HeadlessConsumer:
                 c.print(escape("    %-18s -> %s" % ("", item.get("suggestion"))), highlight=False)
         elif isinstance(ev, E.StageFinished):
             self._end_task()
-            self.metrics[ev.stage] = dict(ev.metrics)
             c.print("[green]%s finished[/] in %.0f s" % (ev.stage, ev.seconds), highlight=False)
         elif isinstance(ev, E.StageFailed):
             self._end_task()
-            self.failed = ev
             color = "yellow" if ev.cancelled else "red"
             c.print("[bold %s]%s: %s[/]" % (color, escape(ev.title), escape(ev.message)), highlight=False)
             if ev.hint:
                 c.print("[%s]->[/] %s" % (color, escape(ev.hint)), highlight=False)
         elif isinstance(ev, E.RunFinished):
             self._end_task()
-            self.finished = ev
 
     def summary(self) -> None:
         c = self.console
-        rows = accuracy_rows(self.metrics)
+        rows = self.record.accuracy_rows()
         if rows:
             t = Table(title="Accuracy on the test set", title_justify="left")
             t.add_column("stage")
@@ -160,21 +168,22 @@ class HeadlessConsumer:
                 t.add_row(ACC_LABEL[r["stage"]], "%.2f" % r["top1"], "%.2f" % r["top5"] if r["top5"] is not None else "-",
                           "-" if r["drop"] is None else "%+.2f" % -r["drop"])
             c.print(t)
-        if self.artifacts:
+        if self.record.artifacts:
             t = Table(title="Artifacts", title_justify="left")
             t.add_column("file")
             t.add_column("size", justify="right")
             t.add_column("what it is for")
-            for name, a in self.artifacts.items():
+            for name, a in self.record.artifacts.items():
                 t.add_row(name, human_size(a.get("size", 0)), a.get("description", ""))
             c.print(t)
-        if self.finished is not None:
-            if self.finished.ok:
-                c.print("[bold green]done[/] in %.0f s" % self.finished.seconds, highlight=False)
-            elif self.finished.cancelled:
-                c.print("[bold yellow]cancelled[/] in %s; run the same command again to resume" % self.finished.failed_stage, highlight=False)
+        fin = self.record.finished
+        if fin is not None:
+            if fin.ok:
+                c.print("[bold green]done[/] in %.0f s" % fin.seconds, highlight=False)
+            elif fin.cancelled:
+                c.print("[bold yellow]cancelled[/] in %s; run the same command again to resume" % fin.failed_stage, highlight=False)
             else:
-                c.print("[bold red]failed[/] in %s" % self.finished.failed_stage, highlight=False)
+                c.print("[bold red]failed[/] in %s" % fin.failed_stage, highlight=False)
 
 
 def run_headless(settings: Any, stages: Optional[List[str]] = None, force: bool = False, console: Optional[Console] = None) -> int:
@@ -183,7 +192,12 @@ def run_headless(settings: Any, stages: Optional[List[str]] = None, force: bool 
     Returns 0 on success, 1 when a stage failed or was cancelled.
     """
     from core.pipeline import Pipeline
+    from core.threads import apply_wait_policy, choose_at_start
 
+    # before torch is imported here: OpenMP reads its wait policy when it loads
+    plan = None if "torch" in sys.modules else choose_at_start(settings.run_path(), settings.run.threads)
+    if plan is not None:
+        apply_wait_policy(plan)
     cancel = threading.Event()
     consumer = HeadlessConsumer(console)
     previous = None
@@ -198,7 +212,7 @@ def run_headless(settings: Any, stages: Optional[List[str]] = None, force: bool 
         previous = signal.signal(signal.SIGINT, on_sigint)
     try:
         with consumer:
-            ok = Pipeline(settings, emit=consumer, cancel=cancel).run(stages=stages, force=force)
+            ok = Pipeline(settings, emit=consumer, cancel=cancel, thread_plan=plan).run(stages=stages, force=force)
         consumer.summary()
     finally:
         if previous is not None:

@@ -174,7 +174,7 @@ def test_headless_run_and_exported_script_on_the_double(cifar_python_root, tmp_p
     import json
 
     from core import settings as S
-    from core.export import export_script
+    from core.export import export_script, script_run_dir
     from core.state import RunState
     from qat_tui.cli import main
 
@@ -193,12 +193,16 @@ def test_headless_run_and_exported_script_on_the_double(cifar_python_root, tmp_p
     for stage in ("float", "calib", "qat", "int_infer", "compile"):
         proc = subprocess.run([sys.executable, script, "--stage", stage], capture_output=True, text=True)
         assert proc.returncode == 0, (stage, proc.stdout[-2000:], proc.stderr[-3000:])
-    run_dir = scripted.run_path()
+    run_dir = script_run_dir(script)  # the script's own folder, never a qat-tui run's
     for name in ("float-checkpoint.ckpt", "calib-checkpoint.ckpt", "qat-checkpoint.ckpt", "int_model.pt", "model.hbm", "model.hbir"):
         assert os.path.exists(os.path.join(run_dir, name)), name
     with open(os.path.join(run_dir, "metrics.json")) as f:
         metrics = json.load(f)
     assert metrics["int_infer"]["top1"] > 20 and metrics["compile"]["fps"] > 0
+    # pointed at the qat-tui run folder, the script stops before writing over its checkpoints
+    proc = subprocess.run([sys.executable, script, "--stage", "float", "--run-dir", settings.run_path()],
+                          capture_output=True, text=True)
+    assert proc.returncode == 1 and "is a qat-tui run folder" in proc.stderr, proc.stderr[-2000:]
 
 
 HBDK4_RUN = r"""

@@ -67,3 +67,17 @@ def test_headless_run_gives_all_stages_and_artifacts(cifar_python_root, tmp_path
     out = capsys.readouterr().out
     assert "run the calib stage first" in out
     assert os.path.exists(os.path.join(settings.run_path(), "model_graph.txt"))
+
+
+def test_wizard_without_a_terminal_says_what_to_run_instead(tmp_path):
+    """qat-tui < /dev/null, or piped: one line on stderr, exit code 2, no escape codes, no waiting."""
+    env = dict(os.environ, TERM="xterm-256color")
+    for args in ([], ["--preset", "quick"], ["attach", str(tmp_path)], ["resume", str(tmp_path)]):
+        proc = subprocess.run([sys.executable, "-m", "qat_tui"] + args, stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, timeout=120, env=env)
+        assert proc.returncode == 2, (args, proc.stdout, proc.stderr)
+        assert proc.stdout == "" and "\x1b" not in proc.stderr, args
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and "needs a terminal" in lines[0], (args, proc.stderr)
+    assert "qat-tui run --config FILE" in subprocess.run(
+        [sys.executable, "-m", "qat_tui"], stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120).stderr

@@ -9,7 +9,7 @@ import pytest
 
 from core import events as E
 from core import settings as S
-from core.export import export_script, render_script, with_absolute_paths
+from core.export import export_script, render_script, script_run_dir, with_absolute_paths
 from core.pipeline import Pipeline
 from qat_tui.cli import main
 
@@ -52,7 +52,7 @@ def test_relative_paths_are_made_absolute_in_script_and_toml(tmp_path, monkeypat
     s = S.preset("quick", run={"run_dir": "runs/x"}, data={"root": "data"}, model={"pretrained": "~/w.pt"})
     script, toml = export_script(s, "out/exported.py")
     text = open(script).read()
-    for p in (str(tmp_path / "data"), str(tmp_path / "runs" / "x"), os.path.expanduser("~/w.pt")):
+    for p in (str(tmp_path / "data"), script_run_dir(script), os.path.expanduser("~/w.pt")):
         assert repr(p) in text, p
     back = S.load(toml)
     assert back.data.root == str(tmp_path / "data") and back.run.run_dir == str(tmp_path / "runs" / "x")
@@ -81,12 +81,38 @@ def test_exported_torch_script_reproduces_the_pipeline(real_cifar10, tmp_path):
     for stage in ("float", "calib", "qat", "int_infer", "compile"):
         proc = subprocess.run([sys.executable, script, "--stage", stage], capture_output=True, text=True)
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
-    with open(os.path.join(scripted.run_path(), "metrics.json")) as f:
+    own = script_run_dir(script)  # the script writes into a folder of its own
+    with open(os.path.join(own, "metrics.json")) as f:
         metrics = json.load(f)
     for stage in ("float", "calib", "qat", "int_infer"):
         assert abs(metrics[stage]["top1"] - engine[stage]["top1"]) <= 0.5, (stage, metrics[stage], engine[stage])
     assert abs(metrics["compile"]["top1"] - metrics["int_infer"]["top1"]) <= 1.0
-    assert os.path.getsize(os.path.join(scripted.run_path(), "model.pt2")) > 0
+    assert os.path.getsize(os.path.join(own, "model.pt2")) > 0
+    # pointed at the qat-tui run folder, it refuses instead of writing over qat-tui's checkpoints
+    before = open(os.path.join(wizard.run_path(), "float-checkpoint.ckpt"), "rb").read()
+    proc = subprocess.run([sys.executable, script, "--stage", "float", "--run-dir", wizard.run_path()],
+                          capture_output=True, text=True)
+    assert proc.returncode != 0 and "is a qat-tui run folder" in proc.stderr, proc.stderr[-2000:]
+    assert open(os.path.join(wizard.run_path(), "float-checkpoint.ckpt"), "rb").read() == before
+
+
+@requires_torch_backend
+def test_script_writes_its_own_folder_and_refuses_a_qat_tui_run(tmp_path):
+    """The exported script's default folder is its own; given a qat-tui run folder it stops before
+    touching anything (checked without torch work: the guard runs first)."""
+    s = S.preset("quick", run={"run_dir": str(tmp_path / "run")}, data={"root": str(tmp_path / "no-data")})
+    os.makedirs(s.run_path())
+    with open(os.path.join(s.run_path(), "state.json"), "w") as f:
+        f.write('{"version": 2, "stages": {}}')
+    script, toml = export_script(s, str(tmp_path / "qat_x.py"))
+    probe = "import runpy; g = runpy.run_path(%r); print(g['RUN_DIR'])" % script
+    got = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip()
+    assert got == str(tmp_path / "qat_x_run") == script_run_dir(script)
+    assert S.load(toml).run.run_dir == s.run_path()  # the TOML continues the qat-tui run
+    proc = subprocess.run([sys.executable, script, "--stage", "float", "--run-dir", s.run_path()],
+                          capture_output=True, text=True)
+    assert proc.returncode == 1 and "is a qat-tui run folder (it holds state.json)" in proc.stderr
+    assert sorted(os.listdir(s.run_path())) == ["state.json"]
 
 
 def test_render_refuses_unknown_backend():

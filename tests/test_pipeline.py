@@ -66,13 +66,7 @@ def _copy_run(finished_run, tmp_path, **overrides):
     data["run"]["run_dir"] = run_dir
     for section, values in overrides.items():
         data[section].update(values)
-    # state.json records absolute artifact paths: point them at the copy
-    state = RunState.load(run_dir)
-    for rec in state.data["stages"].values():
-        for art in rec.get("artifacts", {}).values():
-            art["path"] = art["path"].replace(settings.run_path(), run_dir)
-    state.save()
-    return validate(data)
+    return validate(data)  # state.json keeps paths relative to its folder: a plain copy is a working run
 
 
 def test_all_five_stages_run_and_learn(finished_run):
@@ -169,11 +163,20 @@ def test_truncated_checkpoint_is_refused_and_kept(finished_run, tmp_path):
     ok, rec = _run(settings, stages=["calib"], force=True)
     assert not ok
     fail = rec.of(E.StageFailed)[0]
-    assert fail.title == "Checkpoint" and "damaged" in fail.message and "float stage again" in fail.hint
+    assert fail.title == "Checkpoint" and "float-checkpoint.ckpt changed since it was written (now 1.0 kB" in fail.message
+    assert fail.hint.startswith("run the float stage again")
     # nothing else was touched: the calib checkpoint from before is still there and loadable
     assert os.path.getsize(path) == 1000
-    assert RunState.load(settings.run_path()).status("calib") == "failed"
+    assert RunState.load(settings.run_path()).status("calib") == "finished"
     assert os.path.getsize(os.path.join(settings.run_path(), "calib-checkpoint.ckpt")) > 1000
+    # a truncated file that no stage of this folder recorded (the user's own) is loaded, and refused as damaged
+    state = RunState.load(settings.run_path())
+    state.data["stages"].pop("float")
+    state.save()
+    ok, rec = _run(settings, stages=["calib"], force=True)
+    fail = rec.of(E.StageFailed)[0]
+    assert fail.title == "Checkpoint" and "damaged" in fail.message and "float stage again" in fail.hint
+    assert RunState.load(settings.run_path()).status("calib") == "failed"
 
 
 def test_checkpoint_of_another_model_is_refused(finished_run, tmp_path):
@@ -235,3 +238,129 @@ def test_qat_without_calib_and_imagefolder_layout(imagefolder_root, tmp_path):
     assert rec.of(E.StageStarted, "qat")[0].inputs == ["float-checkpoint.ckpt"]
     assert any("calib is off" in e.text for e in rec.of(E.LogLine))
     assert [e.stage for e in rec.of(E.StageFinished)] == ["float", "qat", "int_infer"]
+
+
+# ------------------------------------------------------------------ run folders that move, outputs checked
+
+def _settings_in(settings, run_dir):
+    data = settings.model_dump()
+    data["run"]["run_dir"] = run_dir
+    return validate(data)
+
+
+def test_moved_run_folder_keeps_its_work(finished_run, tmp_path):
+    """mv run run-moved: every stage is still done there, and compile reads the moved int_model.pt2."""
+    original = _copy_run(finished_run, tmp_path)  # a folder of our own to move
+    moved = str(tmp_path / "run-moved")
+    shutil.move(original.run_path(), moved)
+    settings = _settings_in(original, moved)
+    assert [p.action for p in Pipeline(settings).plan()] == ["skip"] * 5
+    ok, rec = _run(settings, stages=["compile"], force=True)
+    assert ok, [(e.title, e.message) for e in rec.of(E.StageFailed)]
+    assert RunState.load(moved).stage("compile")["artifacts"]["check_report.txt"]["path"] == "check_report.txt"
+    assert not os.path.exists(original.run_path())  # nothing was written to the old place
+
+
+def test_copied_run_folder_never_reads_the_original(finished_run, tmp_path):
+    settings, _ok, _rec = finished_run
+    copy = _copy_run(finished_run, tmp_path)
+    original_int = os.path.join(settings.run_path(), "int_model.pt2")
+    saved = open(original_int, "rb").read()
+    try:
+        with open(original_int, "wb") as f:  # the original's integer model is broken meanwhile
+            f.write(b"broken")
+        ok, rec = _run(copy, stages=["compile"], force=True)
+    finally:
+        with open(original_int, "wb") as f:
+            f.write(saved)
+    assert ok, [(e.title, e.message) for e in rec.of(E.StageFailed)]
+
+
+def test_settings_file_of_a_moved_folder_runs_that_folder(finished_run, tmp_path, capsys):
+    """qat-tui run --config run-moved/settings.toml, whose run_dir still names the old folder."""
+    from qat_tui.cli import main
+
+    source = finished_run[0].run_path()  # the folder the copy's settings.toml still names
+    source_log = os.path.getsize(os.path.join(source, EVENTS_FILENAME))
+    original = _copy_run(finished_run, tmp_path)
+    moved = str(tmp_path / "run-moved")
+    shutil.move(original.run_path(), moved)
+    assert main(["run", "--config", os.path.join(moved, "settings.toml")]) == 0
+    captured = capsys.readouterr()
+    assert "is in the run folder %s (moved or copied from %s): running there" % (moved, source) in captured.err
+    assert captured.out.count("skipped: already done with these settings") == 5
+    assert os.path.getsize(os.path.join(source, EVENTS_FILENAME)) == source_log  # the other folder is untouched
+
+
+def test_emptied_output_makes_its_stage_stale_and_is_kept(finished_run, tmp_path):
+    settings = _copy_run(finished_run, tmp_path)
+    calib = os.path.join(settings.run_path(), "calib-checkpoint.ckpt")
+    open(calib, "wb").close()
+    plan = {p.stage: p for p in Pipeline(settings).plan()}
+    assert plan["float"].action == "skip"
+    assert plan["calib"].action == "run"
+    assert "its output changed: calib-checkpoint.ckpt changed since it was written (now 0 B, was" in plan["calib"].reason
+    assert plan["qat"].action == "run" and "calib runs again" in plan["qat"].reason
+    ok, rec = _run(settings, stages=["calib"])
+    assert ok
+    kept = [n for n in os.listdir(settings.run_path()) if n.startswith("calib-checkpoint.ckpt.changed-")]
+    assert len(kept) == 1 and os.path.getsize(os.path.join(settings.run_path(), kept[0])) == 0
+    assert any("kept it as " + kept[0] in e.text for e in rec.of(E.LogLine))
+    assert os.path.getsize(calib) > 1000
+
+
+def test_integer_model_not_written_by_this_run_is_not_loaded(finished_run, tmp_path):
+    """compile loads int_model.pt2 (code by design) only when it is the file int_infer recorded."""
+    settings = _copy_run(finished_run, tmp_path)
+    path = os.path.join(settings.run_path(), "int_model.pt2")
+    with open(path, "ab") as f:
+        f.write(b"\0")  # any change: another program's file under the same name
+    ok, rec = _run(settings, stages=["compile"], force=True)
+    fail = rec.of(E.StageFailed)[0]
+    assert not ok and fail.stage == "compile" and "int_model.pt2 changed since it was written" in fail.message
+    assert "int_infer stage again" in fail.hint
+    state = RunState.load(settings.run_path())
+    state.data["stages"]["int_infer"]["artifacts"]["int_model.pt2"].pop("sha256")
+    state.save()
+    ok, rec = _run(settings, stages=["compile"], force=True)
+    assert "no recorded checksum" in rec.of(E.StageFailed)[0].message
+
+
+def test_state_of_an_older_qat_tui_reads_paths_in_this_folder(finished_run, tmp_path):
+    """Version 1 kept absolute paths (of wherever the folder was then): read as names in this folder;
+    without checksums its stages are stale rather than trusted."""
+    settings = _copy_run(finished_run, tmp_path)
+    path = os.path.join(settings.run_path(), "state.json")
+    data = json.load(open(path))
+    data["version"] = 1
+    for rec in data["stages"].values():
+        for name, art in rec.get("artifacts", {}).items():
+            art["path"] = "/somewhere/else/run/" + name
+            art.pop("sha256", None)
+    json.dump(data, open(path, "w"))
+    state = RunState.load(settings.run_path())
+    assert state.artifact_path("float", "float-checkpoint.ckpt") == os.path.join(settings.run_path(), "float-checkpoint.ckpt")
+    plan = {p.stage: p for p in Pipeline(settings).plan()}
+    assert plan["float"].action == "run" and "no recorded checksum" in plan["float"].reason
+
+
+def test_rerunning_one_stage_keeps_every_stage_in_the_record(finished_run, tmp_path):
+    """After run --stage calib --force on a finished run, what attach shows: float done (with when),
+    calib just ran, qat/int_infer/compile stale (their input changed), not "off"."""
+    from core.record import RunRecord
+    from core.worker import EventFollower
+
+    settings = _copy_run(finished_run, tmp_path)
+    ok, rec = _run(settings, stages=["calib"], force=True)
+    assert ok
+    skipped = {e.stage: e for e in rec.of(E.StageSkipped)}
+    assert skipped["float"].status == "finished" and skipped["float"].metrics["top1"] > 30
+    assert skipped["qat"].status == "stale" and "its input changed" in skipped["qat"].reason
+    run_dir = settings.run_path()
+    record = RunRecord.from_state(run_dir)  # as the run screen builds it when attaching
+    for ev in EventFollower(run_dir, EventFollower.last_run_offset(run_dir)).poll():
+        record.apply(ev)
+    assert record.status == {"float": "skipped", "calib": "finished", "qat": "stale", "int_infer": "stale",
+                             "compile": "stale"}
+    assert all(record.ran_at(s) for s in record.status)
+    assert record.top1("qat") is not None and record.artifact_path("int_model.pt2") == os.path.join(run_dir, "int_model.pt2")

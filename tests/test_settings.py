@@ -95,3 +95,14 @@ def test_field_help_and_choices_for_the_wizard():
         model = type(getattr(S.Settings(), section))
         for key in model.model_fields:
             assert S.field_help(section, key), "%s.%s has no help line" % (section, key)
+
+
+@pytest.mark.parametrize("text", ["", "\n\n", "# only a comment\n# and another\n"])
+def test_empty_settings_file_is_refused_with_what_it_would_run(tmp_path, text):
+    path = tmp_path / "empty.toml"
+    path.write_text(text)
+    with pytest.raises(SettingsError) as e:
+        S.load(str(path))
+    assert "holds no settings" in e.value.msg and "20 epochs on all 50,000" in e.value.msg
+    assert "qat-tui preset quick -o FILE" in e.value.hint
+    assert S.loads("[float]\nepochs = 1\n").float.epochs == 1  # one key is enough

@@ -16,10 +16,11 @@ model). Shapes: example inputs are float32 ``(N, 3, H, W)``.
 """
 from __future__ import annotations
 
+import contextlib
 import enum
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+from typing import Any, Callable, ContextManager, Dict, Iterator, List, Optional, Tuple, Union
 
 
 class FakeQuantState(str, enum.Enum):
@@ -92,6 +93,15 @@ class CompileResult:
 
 
 Log = Callable[[str], None]
+Phase = Callable[[str], ContextManager[None]]
+"""``phase(name)``: a context manager around a long step without batch progress (the pipeline sends
+PhaseStarted/PhaseFinished and heartbeats naming it; see :meth:`core.stages.StageContext.phase`)."""
+
+
+@contextlib.contextmanager
+def no_phase(_name: str) -> Iterator[None]:
+    """The :data:`Phase` used when a caller passes none."""
+    yield
 
 
 def damaged_int_model(path: str, kind: str, error: BaseException) -> Exception:
@@ -146,6 +156,27 @@ class QuantBackend(ABC):
     def set_fake_quant_state(self, model: Any, state: FakeQuantState) -> None:
         """Put a prepared model in ``state`` (train/eval mode included, see :class:`FakeQuantState`)."""
 
+    def freeze_bn_stats(self, model: Any) -> int:
+        """Make the BatchNorm layers of a prepared model in QAT state normalise with their running
+        statistics and stop updating them (``[qat] bn_stats = "frozen"``); fake quant and observers stay
+        as :meth:`set_fake_quant_state` left them. Call it after ``set_fake_quant_state(QAT)``.
+
+        Default, for models whose BatchNorm layers are modules (eager and FX prepare, fused conv-bn QAT
+        modules included: they normalise by ``self.bn.training``): ``.eval()`` on every
+        ``torch.nn.modules.batchnorm._BatchNorm``. Their ``freeze_bn`` flag is left alone: with it set,
+        ``model.eval()`` no longer reaches the module's children, which the plugin's
+        ``set_fake_quantize(VALIDATION)`` requires. The next ``model.train()`` undoes this. Returns the
+        number of layers frozen.
+        """
+        from torch.nn.modules.batchnorm import _BatchNorm
+
+        frozen = 0
+        for module in model.modules():
+            if isinstance(module, _BatchNorm):
+                module.eval()
+                frozen += 1
+        return frozen
+
     @abstractmethod
     def load_calib_state(self, qat_model: Any, calib_state: Dict[str, Any]) -> List[str]:
         """Load a calibrated model's ``state_dict`` into a freshly prepared QAT model.
@@ -178,6 +209,7 @@ class QuantBackend(ABC):
         out_dir: str,
         options: Any,
         log: Log,
+        phase: Optional[Phase] = None,
     ) -> CompileResult:
         """Write the deployable artifact and reports into ``out_dir``; CPU only.
 
@@ -187,6 +219,8 @@ class QuantBackend(ABC):
             example_inputs: ``(x,)`` float32 (N, 3, H, W), CPU.
             options: the ``[compile]`` settings.
             log: callback for progress lines.
+            phase: wraps each long step (a compiler run, a perf measurement) so that the run shows
+                what is running; :func:`no_phase` when None.
         """
 
     def validate_settings(self, settings: Any) -> None:

@@ -46,8 +46,10 @@ from .base import (
     CompileResult,
     FakeQuantState,
     Log,
+    Phase,
     QuantBackend,
     damaged_int_model,
+    no_phase,
 )
 
 INT_MODEL_NAME = "int_model.pt"
@@ -456,13 +458,15 @@ class HorizonBackend(QuantBackend):
         out_dir: str,
         options: Any,
         log: Log,
+        phase: Optional[Phase] = None,
     ) -> CompileResult:
         from ..capture import capture_output
 
+        phase = phase or no_phase
         validate_compile_options(self.options)
         if is_hbdk4_march(self.options.march):
             self._set_march()
-            return Hbdk4Flow(self).compile(int_model, example_inputs, out_dir, log)
+            return Hbdk4Flow(self).compile(int_model, example_inputs, out_dir, log, phase)
         try:
             from horizon_plugin_pytorch.quantization import (
                 check_model,
@@ -482,7 +486,7 @@ class HorizonBackend(QuantBackend):
 
         # 1. check_model: printed advice, captured with what hbdk's CLI prints
         log("check_model(march=%s, input_source=%s, advice=%s)" % (march, sources, o.advice_us))
-        with capture_output() as cap:
+        with phase("hbdk check_model"), capture_output() as cap:
             rc = check_model(script, [x], march=march, input_source=sources, advice=o.advice_us)
         check = parse_check_output(cap.text, rc)
         check_txt = os.path.join(out_dir, "check_report.txt")
@@ -506,7 +510,7 @@ class HorizonBackend(QuantBackend):
             if extra in protected:
                 raise BackendError("compile_model would overwrite %s" % extra, hint="choose another hbm name")
         log("compile_model(hbm=model.hbm, opt=%s, input_source=%s) - this can take minutes" % (o.opt, sources))
-        with capture_output() as cap:
+        with phase("hbdk compile_model -> model.hbm"), capture_output() as cap:
             rc = compile_model(
                 script, [x], hbm=hbm, march=march, input_source=sources, input_layout=o.input_layout,
                 output_layout=o.output_layout, opt=o.opt, balance_factor=o.balance_factor,
@@ -529,7 +533,7 @@ class HorizonBackend(QuantBackend):
         # 3. perf_model -> perf_out/<name>.html + .json (returned as a dict)
         perf_dir = os.path.join(out_dir, "perf_out")
         log("perf_model(out_dir=perf_out, layer_details=True)")
-        with capture_output() as cap:
+        with phase("hbdk perf_model"), capture_output() as cap:
             perf = perf_model(
                 script, [x], march=march, out_dir=perf_dir, input_source=sources, input_layout=o.input_layout,
                 output_layout=o.output_layout, opt=o.opt, balance_factor=o.balance_factor, progressbar=False,
@@ -543,7 +547,7 @@ class HorizonBackend(QuantBackend):
         # 4. visualize_model -> model.svg (needs graphviz's dot; never opens a browser in a TUI)
         if shutil.which("dot"):
             svg = os.path.join(out_dir, "model.svg")
-            with capture_output() as cap:
+            with phase("hbdk visualize_model"), capture_output() as cap:
                 try:
                     visualize_model(script, [x], march=march, save_path=svg, show=False)
                 except Exception as e:  # the picture is optional; say why it is missing
@@ -778,9 +782,11 @@ class Hbdk4Flow:
             raise damaged_int_model(path, "an HBIR file", e) from None
 
     # ------------------------------------------------------------------------------------ compile
-    def compile(self, model: Any, example_inputs: Tuple[Any, ...], out_dir: str, log: Log) -> CompileResult:
+    def compile(self, model: Any, example_inputs: Tuple[Any, ...], out_dir: str, log: Log,
+                phase: Optional[Phase] = None) -> CompileResult:
         from ..capture import capture_output
 
+        phase = phase or no_phase
         try:
             from hbdk4.compiler import compile as hbdk4_compile
             from hbdk4.compiler import hbm_perf, statistics, visualize
@@ -792,7 +798,7 @@ class Hbdk4Flow:
 
         # 1. statistics: hbtl ops run on the CPU instead of the BPU - the check report of this generation
         log("statistics(int_model.bc)")
-        with capture_output() as cap:
+        with phase("hbdk4 statistics"), capture_output() as cap:
             stats = statistics(model)
         stats = dict(stats or {})
         items = []
@@ -823,7 +829,7 @@ class Hbdk4Flow:
         jobs = o.jobs or (os.cpu_count() or 1)
         log("hbdk4 compile(model.hbm, march=%s, opt=%d, jobs=%d) - this can take minutes" % (march, HBDK4_OPTS[o.opt], jobs))
         try:
-            with capture_output() as cap:
+            with phase("hbdk4 compile -> model.hbm"), capture_output() as cap:
                 hbdk4_compile(model, tmp, march, opt=HBDK4_OPTS[o.opt], jobs=jobs, progress_bar=False)
             os.replace(tmp, hbm)
         except Exception as e:
@@ -841,7 +847,7 @@ class Hbdk4Flow:
         # 3. hbm_perf -> perf_out/model.html + model.json
         perf_dir = os.path.join(out_dir, "perf_out")
         log("hbm_perf(model.hbm, output_dir=perf_out)")
-        with capture_output() as cap:
+        with phase("hbdk4 hbm_perf"), capture_output() as cap:
             perf = hbm_perf(hbm, output_dir=perf_dir)
         if not isinstance(perf, dict):
             stem_json = os.path.join(perf_dir, "model.json")

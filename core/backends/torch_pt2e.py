@@ -44,8 +44,10 @@ from .base import (
     CompileResult,
     FakeQuantState,
     Log,
+    Phase,
     QuantBackend,
     damaged_int_model,
+    no_phase,
 )
 
 INT_MODEL_NAME = "int_model.pt2"
@@ -279,6 +281,23 @@ class TorchPt2eBackend(QuantBackend):
             model.apply(enable_fake_quant)
             model.apply(disable_observer)
 
+    def freeze_bn_stats(self, model: Any) -> int:
+        """Exported graphs ignore ``.eval()``: set ``training=False`` on the graph's
+        ``aten.batch_norm`` calls (what torchao's ``move_exported_model_to_eval`` does to them, without
+        also switching dropout off). ``move_exported_model_to_train`` switches them back."""
+        import torch
+
+        frozen = 0
+        for node in model.graph.nodes:
+            if node.op == "call_function" and node.target is torch.ops.aten.batch_norm.default and node.args[5] is True:
+                args = list(node.args)
+                args[5] = False
+                node.args = tuple(args)
+                frozen += 1
+        if frozen:
+            model.recompile()
+        return frozen
+
     def load_calib_state(self, qat_model: Any, calib_state: Dict[str, Any]) -> List[str]:
         import torch
 
@@ -352,9 +371,27 @@ class TorchPt2eBackend(QuantBackend):
         )
 
     def load_int_model(self, path: str) -> Any:
+        """``torch.export.load(path).module()`` after :func:`core.safe_load.check_pt2_archive` found
+        nothing in the archive that would run code (pickled weights, evaluated strings, ops outside
+        aten/quantized_decomposed).
+
+        Raises:
+            CheckpointError: the archive is refused (what was found is named) or damaged.
+        """
         import torch
         import torch.ao.quantization.fx._decomposed  # noqa: F401  registers the quantized_decomposed ops
 
+        from ..safe_load import UnsafeFileError, check_pt2_archive
+
+        try:
+            check_pt2_archive(path)
+        except UnsafeFileError as e:
+            raise CheckpointError(
+                "%s was refused without loading it: %s. torch.export.load would run that code" % (path, e),
+                hint="qat-tui never writes such an entry: delete the file and run the int_infer stage again",
+            ) from None
+        except Exception as e:  # not a zip, unreadable, bad JSON
+            raise damaged_int_model(path, "an exported program", e) from None
         try:
             return torch.export.load(path).module()
         except Exception as e:
@@ -369,9 +406,11 @@ class TorchPt2eBackend(QuantBackend):
         out_dir: str,
         options: Any,
         log: Log,
+        phase: Optional[Phase] = None,
     ) -> CompileResult:
         import torch
 
+        phase = phase or no_phase
         os.makedirs(out_dir, exist_ok=True)
         example = tuple(t.detach().cpu() for t in example_inputs)
         result = CompileResult()
@@ -383,7 +422,7 @@ class TorchPt2eBackend(QuantBackend):
         if options.package:
             log("exporting the integer model and building the AOTInductor package (C++ compile, about a minute)")
             t0 = time.time()
-            with torch.no_grad(), _quiet_inductor():
+            with phase("AOTInductor build of model.pt2 (C++ compile)"), torch.no_grad(), _quiet_inductor():
                 ep = self._export(int_model, example)
                 fd, tmp = tempfile.mkstemp(prefix=".model.", suffix=".pt2", dir=out_dir)
                 os.close(fd)
@@ -433,14 +472,15 @@ class TorchPt2eBackend(QuantBackend):
 
         # 2. perf report: fp32 eager model vs the package (or the converted graph when not packaged)
         log("measuring latency at batch sizes %s" % ", ".join(str(b) for b in options.perf_batch_sizes))
-        perf = measure_perf(
-            float_model,
-            runner if runner is not None else int_model,
-            "int8 package (model.pt2)" if runner is not None else "int8 converted graph (eager)",
-            example[0].shape[1:],
-            options.perf_batch_sizes,
-            options.perf_iterations,
-        )
+        with phase("perf: latency of fp32 vs int8 at batch sizes %s" % ", ".join(str(b) for b in options.perf_batch_sizes)):
+            perf = measure_perf(
+                float_model,
+                runner if runner is not None else int_model,
+                "int8 package (model.pt2)" if runner is not None else "int8 converted graph (eager)",
+                example[0].shape[1:],
+                options.perf_batch_sizes,
+                options.perf_iterations,
+            )
         perf.update(result.perf)
         perf["sizes"] = {a.name: file_size(a.path) for a in result.artifacts}
         result.perf = perf

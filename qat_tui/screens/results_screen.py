@@ -15,8 +15,9 @@ from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
 
 from core.settings import SETTINGS_FILENAME, STAGES, Settings
 
+from core.record import RunRecord
+
 from .base import breadcrumb
-from .run_screen import RunRecord
 
 STAGE_LABEL = {
     "float": "float",
@@ -31,10 +32,10 @@ def load_check(record: RunRecord) -> Optional[Dict[str, Any]]:
     """The check advice: from the CheckAdvice event, else from check_report.json (compile skipped)."""
     if record.check is not None:
         return record.check
-    art = record.artifacts.get("check_report.json")
-    if art and os.path.exists(art.get("path", "")):
+    path = record.artifact_path("check_report.json")
+    if path and os.path.exists(path):
         try:
-            with open(art["path"], "r", encoding="utf-8") as f:
+            with open(path, "r", encoding="utf-8") as f:
                 data = json.load(f)
             return {"passed": bool(data.get("passed")), "summary": data.get("summary", ""), "items": data.get("items", [])}
         except (OSError, ValueError):
@@ -65,12 +66,17 @@ def accuracy_rows(record: RunRecord, settings: Settings) -> List[List[str]]:
         note = {
             "finished": "ran now",
             "skipped": "done earlier",
+            "stale": "stale: reruns next time",
             "off": "off",
             "pending": "not run",
             "failed": "FAILED",
             "cancelled": "cancelled",
             "running": "interrupted",
+            "interrupted": "interrupted",
         }.get(status, status)
+        when = record.ran_at(stage)
+        if when and status in ("skipped", "stale", "finished", "failed", "cancelled"):
+            note += " (%s)" % when
         if stage == "compile" and top1 is None and status in ("finished", "skipped"):
             note += "; package off" if not settings.compile.package else "; not evaluated"
         if stage == "float" and top1 is not None:
@@ -232,8 +238,7 @@ class ResultsScreen(Screen):
 
     def action_raw_check(self) -> None:
         """Show check_report.txt as the toolchain printed it."""
-        art = self.record.artifacts.get("check_report.txt")
-        path = (art or {}).get("path", "")
+        path = self.record.artifact_path("check_report.txt") or ""
         try:
             with open(path, "r", encoding="utf-8", errors="replace") as f:
                 text = f.read()
@@ -253,7 +258,7 @@ class ResultsScreen(Screen):
         if 0 <= row < len(self.artifact_names):
             name = self.artifact_names[row]
             a = self.record.artifacts[name]
-            t = Text.assemble((name, "bold"), "  ", (a.get("path", ""), "cyan"), "\n", a.get("description", ""))
+            t = Text.assemble((name, "bold"), "  ", (self.record.artifact_path(name) or "", "cyan"), "\n", a.get("description", ""))
             self.query_one("#artifact-detail", Static).update(t)
 
     def _show_check(self, row: int) -> None:

@@ -17,8 +17,7 @@ from __future__ import annotations
 import os
 import time
 import traceback
-from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, List, Optional, Tuple
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -32,7 +31,10 @@ from core.events import (
     CheckAdvice,
     EpochEnd,
     Event,
+    Heartbeat,
     LogLine,
+    PhaseFinished,
+    PhaseStarted,
     RunFinished,
     RunStarted,
     StageFailed,
@@ -40,7 +42,8 @@ from core.events import (
     StageSkipped,
     StageStarted,
 )
-from core.settings import SETTINGS_FILENAME, STAGES, Settings
+from core.record import RunRecord
+from core.settings import STAGES, Settings
 
 from .base import breadcrumb
 
@@ -49,66 +52,14 @@ STATUS_MARK = {
     "running": (">", "bold yellow"),
     "finished": ("\u2713", "bold green"),  # check mark (narrow in CJK terminals too)
     "skipped": ("=", "cyan"),
+    "stale": ("~", "yellow"),
     "off": ("-", "dim"),
     "failed": ("x", "bold red"),
     "cancelled": ("x", "bold magenta"),
+    "interrupted": ("!", "bold magenta"),
 }
-"""Mark and style of each stage status on the stage line (= : skipped, already done)."""
-
-
-@dataclass
-class RunRecord:
-    """Everything the run and results screens show, folded from the event stream."""
-
-    run_dir: str = ""
-    settings_path: str = ""
-    device: str = ""
-    backend: str = ""
-    status: Dict[str, str] = field(default_factory=lambda: {s: "pending" for s in STAGES})
-    reasons: Dict[str, str] = field(default_factory=dict)
-    metrics: Dict[str, Dict[str, Any]] = field(default_factory=dict)
-    artifacts: Dict[str, Dict[str, Any]] = field(default_factory=dict)  # name -> path/size/description/stage
-    check: Optional[Dict[str, Any]] = None  # passed, summary, items
-    epochs: List[EpochEnd] = field(default_factory=list)
-    failure: Optional[StageFailed] = None
-    finished: Optional[RunFinished] = None
-
-    def add_artifacts(self, stage: str, artifacts: Dict[str, Dict[str, Any]]) -> None:
-        for name, a in artifacts.items():
-            self.artifacts[name] = dict(a, stage=stage)
-
-    def apply(self, e: Event) -> None:
-        if isinstance(e, RunStarted):
-            self.run_dir, self.settings_path, self.device, self.backend = e.run_dir, e.settings_path, e.device, e.backend
-        elif isinstance(e, StageStarted):
-            self.status[e.stage] = "running"
-        elif isinstance(e, StageSkipped):
-            done = bool(e.metrics) or bool(e.artifacts)
-            self.status[e.stage] = "skipped" if done else "off"
-            self.reasons[e.stage] = e.reason
-            if e.metrics:
-                self.metrics[e.stage] = dict(e.metrics)
-            self.add_artifacts(e.stage, e.artifacts)
-        elif isinstance(e, StageFinished):
-            self.status[e.stage] = "finished"
-            self.metrics[e.stage] = dict(e.metrics)
-            self.add_artifacts(e.stage, e.artifacts)
-        elif isinstance(e, StageFailed):
-            if e.stage in self.status:
-                self.status[e.stage] = "cancelled" if e.cancelled else "failed"
-            self.failure = e
-        elif isinstance(e, ArtifactWritten):
-            self.artifacts[e.name] = {"path": e.path, "size": e.size, "description": e.description, "stage": e.stage}
-        elif isinstance(e, CheckAdvice):
-            self.check = {"passed": e.passed, "summary": e.summary, "items": list(e.items)}
-        elif isinstance(e, EpochEnd):
-            self.epochs.append(e)
-        elif isinstance(e, RunFinished):
-            self.finished = e
-
-    def top1(self, stage: str) -> Optional[float]:
-        v = self.metrics.get(stage, {}).get("top1")
-        return float(v) if isinstance(v, (int, float)) else None
+"""Mark and style of each stage status on the stage line (= : done earlier and still valid, ~ : done
+earlier, but its inputs or settings changed since)."""
 
 
 def _fmt(v: Optional[float], spec: str = "%.2f") -> str:
@@ -148,7 +99,8 @@ class RunScreen(Screen):
         self._follower: Any = None
         self._poll_timer: Any = None
         self._last_event_at = 0.0
-        self.record = RunRecord(run_dir=self.attach_dir)
+        # every stage's latest result from the run's state, then this run's events on top
+        self.record = RunRecord.from_state(self.attach_dir)
         self.cancel_requested = False
         self.running = False
         self.auto_results = auto_results
@@ -341,6 +293,19 @@ class RunScreen(Screen):
         if e.loss is not None:
             t.append(" | loss %.3f" % e.loss)
         self.set_current(t)
+
+    def _on_PhaseStarted(self, e: PhaseStarted) -> None:
+        self.query_one("#progress", ProgressBar).update(total=None)  # no batches: an indeterminate bar
+        self.set_current(Text.assemble((e.stage, "bold yellow"), " | ", (e.name, "bold"), " | started"))
+        self.log_line("[%s] %s ..." % (e.stage, e.name))
+
+    def _on_PhaseFinished(self, e: PhaseFinished) -> None:
+        self.log_line("[%s] %s: done in %.1f s" % (e.stage, e.name, e.seconds))
+
+    def _on_Heartbeat(self, e: Heartbeat) -> None:
+        what = e.phase or ("evaluating" if self.last_progress is None else "%s, a slow batch" % self.last_progress.phase)
+        self.set_current(Text.assemble((e.stage, "bold yellow"), " | ", (what, "bold"),
+                                       " | %.0f s, still running" % e.elapsed))
 
     def _on_EpochEnd(self, e: EpochEnd) -> None:
         self._add_epoch_row(e.stage, e.epoch, e.epochs, e.train_loss, e.top1, e.top5, e.lr, e.best, e.seconds)

@@ -27,7 +27,7 @@ STAGE_OUTPUT = {
 STAGE_PARAMS = {
     "float": ["epochs", "lr"],
     "calib": ["num_images"],
-    "qat": ["epochs", "lr"],
+    "qat": ["epochs", "lr", "bn_stats"],
     "int_infer": [],
     "compile": [],
 }
