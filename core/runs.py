@@ -235,6 +235,11 @@ def describe_run(run_dir: str, last_started: str = "") -> RunInfo:
     return RunInfo(run_dir, holder is not None, (holder or {}).get("pid"), last_started, stages)
 
 
+def running_run_dirs() -> List[str]:
+    """Registered run folders whose lock a live process holds (cheap: no state file is read)."""
+    return [r["run_dir"] for r in _read_registry() if lock_holder(r["run_dir"]) is not None]
+
+
 def list_runs(extra_dirs: Optional[List[str]] = None) -> List[RunInfo]:
     """Registered runs that still exist (plus ``extra_dirs``), running ones first."""
     seen = set()

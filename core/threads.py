@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Optional, Tuple
 
-RECHECK_S = 10.0
+RECHECK_S = 2.0
 """Seconds between two re-plans of the thread count during training."""
 
 BUSY_CORE = 0.6
@@ -104,11 +104,11 @@ class BusyCores:
 
 def other_qat_tui_runs(run_dir: str) -> int:
     """qat-tui runs in progress in other run folders (their locks are held by live processes)."""
-    from .runs import list_runs
+    from .runs import running_run_dirs
 
     here = os.path.abspath(run_dir)
     try:
-        return sum(1 for r in list_runs() if r.running and os.path.abspath(r.run_dir) != here)
+        return sum(1 for d in running_run_dirs() if os.path.abspath(d) != here)
     except Exception:  # the registry is a convenience; never fail a run over it
         return 0
 
