@@ -50,6 +50,18 @@ def test_real_cifar10_all_stages_with_package(real_cifar10, tmp_path):
     # int8 weights: the integer model is far smaller than the fp32 float checkpoint
     sizes = {e.name: e.size for e in events if isinstance(e, E.ArtifactWritten)}
     assert sizes["int_model.pt2"] < 0.5 * sizes["float-checkpoint.ckpt"]
+    # compile alone in a fresh process (a compile-only run, a resume): still int8 kernels in the package
+    import subprocess
+    import sys
+
+    from core.backends.torch_pt2e import package_kernels
+
+    in_process = package_kernels(os.path.join(settings.run_path(), "model.pt2"))
+    assert in_process["int8_conv"] > 0 and in_process["fp32_conv"] == 0, in_process
+    proc = subprocess.run([sys.executable, "-m", "qat_tui", "run", "--config", os.path.join(settings.run_path(), "settings.toml"),
+                           "--stage", "compile", "--force"], capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert package_kernels(os.path.join(settings.run_path(), "model.pt2")) == in_process
 
 
 def test_real_cifar10_imagefolder_layout(real_cifar10, tmp_path):

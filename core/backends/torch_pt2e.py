@@ -411,6 +411,11 @@ class TorchPt2eBackend(QuantBackend):
         import torch
 
         phase = phase or no_phase
+        # Importing torchao's x86 quantizer registers the Inductor passes that turn dequantize-conv-
+        # quantize into oneDNN int8 kernels; a process that only compiles (a compile-only run, a resume)
+        # never imported it and built an fp32 package.
+        import torchao.quantization.pt2e.quantizer.x86_inductor_quantizer  # noqa: F401
+
         os.makedirs(out_dir, exist_ok=True)
         example = tuple(t.detach().cpu() for t in example_inputs)
         result = CompileResult()
@@ -420,9 +425,8 @@ class TorchPt2eBackend(QuantBackend):
         package_path = os.path.join(out_dir, "model.pt2")
         runner = None
         if options.package:
-            log("exporting the integer model and building the AOTInductor package (C++ compile, about a minute)")
             t0 = time.time()
-            with phase("AOTInductor build of model.pt2 (C++ compile)"), torch.no_grad(), _quiet_inductor():
+            with phase("export + AOTInductor build of model.pt2 (a C++ compile, about a minute)"), torch.no_grad(), _quiet_inductor():
                 ep = self._export(int_model, example)
                 fd, tmp = tempfile.mkstemp(prefix=".model.", suffix=".pt2", dir=out_dir)
                 os.close(fd)
@@ -471,7 +475,6 @@ class TorchPt2eBackend(QuantBackend):
         result.artifacts.append(Artifact("check_report.json", check_json, "The model check as JSON (per-op advice)."))
 
         # 2. perf report: fp32 eager model vs the package (or the converted graph when not packaged)
-        log("measuring latency at batch sizes %s" % ", ".join(str(b) for b in options.perf_batch_sizes))
         with phase("perf: latency of fp32 vs int8 at batch sizes %s" % ", ".join(str(b) for b in options.perf_batch_sizes)):
             perf = measure_perf(
                 float_model,
