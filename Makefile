@@ -52,9 +52,11 @@ run: setup data
 test: test-py311 test-py38
 
 test-py311: setup
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/python -m pytest -q
 
 test-py38: setup38
+	$(VENV38)/bin/lint-imports
 	$(VENV38)/bin/python -m pytest -q -p no:cacheprovider
 
 test-fast: setup

@@ -1,8 +1,7 @@
 """Export the chosen settings as one standalone, commented Python script (and the settings TOML).
 
-The script uses the chosen backend's API directly and only public packages - torch/torchvision/torchao
-for the torch backend, horizon_plugin_pytorch/hbdk as Horizon's sample does for the horizon backend - and
-runs stage by stage: ``python FILE --stage float|calib|qat|int_infer|compile``.
+The script uses the chosen backend's API directly - each backend brings its template (its spec's
+``template``, beside its module) - and runs stage by stage: ``python FILE --stage float|calib|qat|int_infer|compile``.
 
 Values from the settings enter the script only as Python literals (``pprint.pformat`` of plain data:
 ``repr`` of every string), so a path with quotes, spaces, newlines or Chinese characters can neither
@@ -19,10 +18,6 @@ from .errors import QatError
 from .io import atomic_write_text
 from .settings import Settings, save
 
-TEMPLATES = {
-    "torch": "export_torch.py.txt",
-    "horizon": "export_horizon.py.txt",
-}
 MARKER = "{{SETTINGS}}"
 FRAGMENTS = {
     "{{SAFE_LOAD}}": "safe_load.py",  # core/safe_load.py verbatim: the script refuses what qat-tui refuses
@@ -36,22 +31,21 @@ def render_script(settings: Settings) -> str:
     """The script text for ``settings`` (its backend's template with the settings baked in).
 
     Raises:
-        QatError: no template for the backend, an hbdk4 (nash-*) march, or the rendered text does
-            not compile (a bug).
+        QatError: the backend has no template or refuses these settings (its spec's
+            ``export_problem``), or the rendered text does not compile (a bug).
     """
-    if settings.run.backend == "horizon" and settings.horizon.march.lower().startswith("nash"):
-        raise QatError(
-            "the exported horizon script follows Horizon's hbdk3 sample (prepare_qat_fx, compile_model); "
-            "march %s uses the hbdk4 flow, which it does not cover yet" % settings.horizon.march,
-            hint="run this march with qat-tui run --config FILE, or export with an hbdk3 march "
-            "(bernoulli2, bayes, bayes-e)",
-            title="Export",
-        )
-    name = TEMPLATES.get(settings.run.backend)
-    if name is None:
-        raise QatError("no script template for backend %r" % settings.run.backend, title="Export")
-    here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates", name)
-    with open(here, "r", encoding="utf-8") as f:
+    from .backends import get_spec
+
+    spec = get_spec(settings.run.backend)
+    problem = spec.export_problem(settings)
+    if problem is not None:
+        raise problem
+    path = spec.template_path()
+    if path is None:
+        raise QatError("the %s backend has no script template" % settings.run.backend,
+                       hint="run it with qat-tui run --config FILE instead", title="Export")
+    name = os.path.basename(path)
+    with open(path, "r", encoding="utf-8") as f:
         template = f.read()
     if template.count(MARKER) != 1:
         raise QatError("template %s must hold %s exactly once" % (name, MARKER), title="Export")

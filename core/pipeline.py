@@ -39,72 +39,32 @@ from .events import (
     StageSkipped,
     StageStarted,
 )
+from . import stage_table as T
 from .settings import SETTINGS_FILENAME, STAGES, Settings, save
 from .state import RunState
 
 EVENTS_FILENAME = "events.jsonl"
 
-_ALL = "*"
-STAGE_SETTINGS: Dict[str, Dict[str, Any]] = {
-    "float": {
-        "run": ["backend", "seed"],
-        "data": ["root", "layout", "train_images", "eval_images", "batch_size", "max_batches", "augment"],
-        "model": _ALL,
-        "float": ["epochs", "optimizer", "lr", "weight_decay", "momentum", "lr_schedule"],
-    },
-    "calib": {
-        "run": ["backend", "seed"],
-        "data": ["root", "layout", "train_images", "eval_images", "eval_batch_size"],
-        "calib": ["num_images"],
-        "qconfig": _ALL,
-        "horizon": ["march"],
-    },
-    "qat": {
-        "run": ["backend", "seed"],
-        "data": ["root", "layout", "train_images", "eval_images", "batch_size", "max_batches", "augment"],
-        "calib": ["enabled"],
-        "qat": ["epochs", "optimizer", "lr", "weight_decay", "momentum", "lr_schedule", "bn_stats"],
-        "qconfig": _ALL,
-        "horizon": ["march"],
-    },
-    "int_infer": {
-        "data": ["root", "layout", "eval_images"],
-        "calib": ["enabled"],
-        "qat": ["enabled"],
-        "horizon": ["march"],
-    },
-    "compile": {
-        "data": ["root", "layout", "eval_images"],
-        "compile": ["package", "perf_batch_sizes", "perf_iterations", "graph_format"],
-        "horizon": _ALL,
-    },
-}
-"""For each stage, the settings its result depends on (section -> keys, or all keys)."""
-
-
 def stage_settings(settings: Settings, stage: str) -> Dict[str, Any]:
-    """The subset of ``settings`` that ``stage``'s result depends on, as ``{"section.key": value}``."""
+    """The subset of ``settings`` that ``stage``'s result depends on, as ``{"section.key": value}``:
+    the stage table's core keys plus the selected backend's own (its spec's ``stale_keys``)."""
+    from .backends import get_spec
+
+    backend_keys = {}
+    spec = get_spec(settings.run.backend)
+    if spec.options is not None and stage in spec.stale_keys:
+        backend_keys[spec.name] = spec.stale_keys[stage]
     out: Dict[str, Any] = {}
-    for section, keys in STAGE_SETTINGS[stage].items():
-        if section == "horizon" and settings.run.backend != "horizon":
-            continue  # [horizon] only matters to the horizon backend
+    for section, keys in T.settings_keys(settings, stage, backend_keys).items():
         values = getattr(settings, section).model_dump()
-        for k in sorted(values) if keys == _ALL else keys:
+        for k in keys:
             out["%s.%s" % (section, k)] = values[k]
     return out
 
 
 def upstream_stage(settings: Settings, stage: str) -> Optional[str]:
     """The stage whose output ``stage`` loads (None for float)."""
-    if stage == "float":
-        return None
-    if stage == "calib":
-        return "float"
-    if stage == "qat":
-        return "calib" if settings.calib.enabled else "float"
-    if stage == "compile":
-        return "int_infer"
-    return "qat" if settings.qat.enabled else ("calib" if settings.calib.enabled else None)
+    return T.stage(stage).upstream(settings)
 
 
 def _diff(old: Dict[str, Any], new: Dict[str, Any]) -> List[str]:
@@ -129,7 +89,7 @@ class Pipeline:
         emit: event consumer (called from the thread that runs :meth:`run`); None to only log to file.
         cancel: set it to stop at the next batch.
         backend: a backend instance to use instead of the one named in the settings (tests pass the
-            horizon test double this way).
+            test double of a toolchain this way).
         thread_plan: the :class:`core.threads.ThreadPlan` chosen before torch was imported (the worker
             and the headless runner make one); None: torch's default until the governor re-plans.
     """
@@ -466,14 +426,14 @@ class Pipeline:
 
     def _run_stage(self, ctx: Any, state: RunState, stage: str, reason: str) -> str:
         from .io import disk_full_error
-        from .stages import STAGE_FUNCTIONS, STAGE_SUMMARY, check_inputs, input_path, stage_inputs
+        from .stages import check_inputs, input_path, stage_inputs
 
         ctx.begin(stage)
         t0 = time.time()
         started = False
         try:
             inputs = [os.path.basename(input_path(self.settings, name, state)) for name, _p in stage_inputs(self.settings, stage)]
-            self.emit(StageStarted(stage=stage, inputs=inputs, summary=STAGE_SUMMARY[stage]))
+            self.emit(StageStarted(stage=stage, inputs=inputs, summary=T.stage(stage).summary))
             self.emit(LogLine(stage=stage, text="running %s (why: %s)" % (stage, reason)))
             check_inputs(self.settings, stage, state)
             self._move_aside_changed_outputs(state, stage)
@@ -481,7 +441,7 @@ class Pipeline:
             ctx.begin(stage, fingerprint)
             state.start(stage, fingerprint, stage_settings(self.settings, stage))
             started = True
-            metrics = STAGE_FUNCTIONS[stage](ctx)
+            metrics = T.stage(stage).function()(ctx)
             seconds = time.time() - t0
             metrics["seconds"] = round(seconds, 2)
             state.finish(stage, metrics, dict(ctx.artifacts), seconds)

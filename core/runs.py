@@ -216,22 +216,27 @@ class RunInfo:
 
 
 def describe_run(run_dir: str, last_started: str = "") -> RunInfo:
+    """One run folder as ``qat-tui status`` shows it: every stage's latest result from its state
+    (the same fold the run and results screens use, :class:`core.record.RunRecord`)."""
+    from .record import RunRecord
     from .state import RunState
 
     holder = lock_holder(run_dir)
     try:
-        state = RunState.load(run_dir)
-        stages = {
-            name: {
-                "status": rec.get("status", "pending"),
-                "top1": (rec.get("metrics") or {}).get("top1"),
-                "seconds": rec.get("seconds"),
-                "finished_at": rec.get("finished_at", ""),
-            }
-            for name, rec in state.data["stages"].items()
+        RunState.load(run_dir)  # an unreadable state file is shown, not fatal for the listing
+    except Exception as e:
+        return RunInfo(run_dir, holder is not None, (holder or {}).get("pid"), last_started,
+                       {"state": {"status": "unreadable: %s" % e}})
+    record = RunRecord.from_state(run_dir)
+    stages = {
+        name: {
+            "status": {"skipped": "finished"}.get(status, status) if holder is None or status != "interrupted" else "running",
+            "top1": record.top1(name),
+            "finished_at": record.finished_at.get(name, ""),
         }
-    except Exception as e:  # an unreadable state file is shown, not fatal for the listing
-        stages = {"state": {"status": "unreadable: %s" % e}}
+        for name, status in record.status.items()
+        if status != "pending"
+    }
     return RunInfo(run_dir, holder is not None, (holder or {}).get("pid"), last_started, stages)
 
 

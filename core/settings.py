@@ -1,7 +1,8 @@
 """Every choice the wizard offers, as one typed, validated settings object.
 
 The settings are a pydantic model with one section per TOML table: ``[run]``, ``[data]``, ``[model]``,
-``[float]``, ``[calib]``, ``[qat]``, ``[qconfig]``, ``[int_infer]``, ``[compile]``. Each field's
+``[float]``, ``[calib]``, ``[qat]``, ``[qconfig]``, ``[int_infer]``, ``[compile]``, and one more per
+registered backend that declares options (its spec's ``options`` model, a table named after it). Each field's
 ``description`` is its one line of plain help: the wizard shows it under the input, :func:`dumps` writes
 it as the comment above the key, and the exported script reuses it.
 
@@ -18,18 +19,23 @@ import os
 import re
 from typing import Any, Dict, List, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import SettingsError
 
-STAGES = ("float", "calib", "qat", "int_infer", "compile")
-"""The five stages in pipeline order, named as in Horizon's toolchain."""
+from .stage_table import STAGES  # noqa: E402  (the stage names, defined once in the stage table)
 
 SETTINGS_FILENAME = "settings.toml"
 
 
-class _Section(BaseModel):
+class Section(BaseModel):
+    """Base of every settings section (backends' own sections included): unknown keys are refused,
+    assignments validated."""
+
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+_Section = Section
 
 
 class RunSettings(_Section):
@@ -37,10 +43,10 @@ class RunSettings(_Section):
         "runs/mobilenetv2",
         description="Folder for checkpoints, artifacts, state and logs of this run (relative to the current folder).",
     )
-    backend: Literal["torch", "horizon"] = Field(
-        "torch",
-        description="Quantization toolchain: torch = torchao pt2e QAT + AOTInductor, runs anywhere; horizon = "
-        "horizon_plugin_pytorch + hbdk (Horizon's docker only).",
+    backend: str = Field(
+        default_factory=lambda: default_backend(),
+        description="Quantization toolchain (a registered backend; the wizard's Backend step shows what each "
+        "one is and whether it can run here).",
     )
     device: str = Field(
         "auto",
@@ -48,8 +54,19 @@ class RunSettings(_Section):
     )
     seed: int = Field(0, ge=0, description="Random seed for weight init, data order and subsets: same seed, same run.")
     threads: Optional[int] = Field(
-        None, ge=1, description="CPU threads for torch (unset: torch's default, one per core)."
+        None, ge=1, description="CPU threads for torch (unset: chosen from the cores and the other runs in progress, "
+        "re-planned while training)."
     )
+
+    @field_validator("backend")
+    @classmethod
+    def _registered(cls, v: str) -> str:
+        from .backends import names
+
+        known = names()
+        if v not in known:
+            raise ValueError("must be one of: %s (the registered backends)" % ", ".join(repr(n) for n in known))
+        return v
 
     @field_validator("device")
     @classmethod
@@ -153,11 +170,19 @@ class QatStageSettings(_Section):
 
 
 class QconfigSettings(_Section):
-    calib_observer: Literal["min_max", "moving_average_min_max", "mse", "percentile", "kl", "mix"] = Field(
+    calib_observer: str = Field(
         "mse",
-        description="How calibration picks activation ranges: min_max = full range; mse = clip to minimise "
-        "quantization error; torch also offers moving_average_min_max, horizon percentile, kl and mix.",
+        description="How calibration picks activation ranges: min_max = the full range; mse = clip to minimise the "
+        "quantization error; each backend offers its own list (the Qconfig step shows it, with help).",
     )
+
+    @field_validator("calib_observer")
+    @classmethod
+    def _observer_form(cls, v: str) -> str:
+        v = v.strip()
+        if not re.fullmatch(r"[a-z][a-z0-9_]*", v):
+            raise ValueError("must be an observer name such as 'min_max' or 'mse'")
+        return v
     high_precision_output: bool = Field(
         True,
         description="Keep the classifier output unquantized (8-bit weights and inputs, float/int32 output) - Horizon's '32bit_out'.",
@@ -171,7 +196,8 @@ class IntInferStageSettings(_Section):
 class CompileStageSettings(_Section):
     enabled: bool = Field(True, description="Build the deployable artifact and its check, perf and graph reports.")
     package: bool = Field(
-        True, description="torch backend: compile an AOTInductor package model.pt2 (a C++ build, about a minute)."
+        True, description="Build the packaged deployable model where the backend makes one (an AOTInductor "
+        "model.pt2: a C++ build of about a minute); off = reports only."
     )
     perf_batch_sizes: List[int] = Field(
         [1, 64], min_length=1, description="Batch sizes at which the perf report measures latency."
@@ -186,41 +212,6 @@ class CompileStageSettings(_Section):
     def _positive_batches(cls, v: List[int]) -> List[int]:
         if any(b < 1 for b in v):
             raise ValueError("every batch size must be >= 1")
-        return v
-
-
-class HorizonSettings(_Section):
-    march: str = Field(
-        "bayes",
-        description="BPU architecture: bernoulli2 = XJ3 (RDK X3), bayes = J5 (the sample), bayes-e, nash-* = J6/S100 "
-        "(hbdk4). Only what the installed plugin defines is accepted.",
-    )
-    input_source: Literal["ddr", "pyramid", "resizer"] = Field(
-        "pyramid",
-        description="Where the deployed model reads its image: pyramid = camera YUV frames (the sample; needs "
-        "QuantStub scale 1/128), ddr = a tensor in memory, resizer = ROI resize.",
-    )
-    opt: Literal["O0", "O1", "O2", "O3", "ddr", "fast", "balance"] = Field(
-        "O1",
-        description="hbdk compile optimisation: O0-O3 (higher: faster model, slower compile; the sample uses O1), "
-        "ddr, fast, or balance (uses balance_factor).",
-    )
-    balance_factor: int = Field(2, ge=0, le=100, description="With opt = balance: hbdk's balance factor, 0-100 (trade-off between latency and DDR bandwidth).")
-    input_layout: Optional[Literal["NHWC", "NCHW", "BPU_RAW"]] = Field(
-        None, description="Input layout of the compiled model (unset: hbdk picks it from input_source)."
-    )
-    output_layout: Literal["NHWC", "NCHW", "BPU_RAW"] = Field("NCHW", description="Output layout of the compiled model.")
-    advice_us: Optional[int] = Field(
-        0, ge=0, description="check_model advice: report layers slower than this many microseconds (unset: no advice)."
-    )
-    jobs: int = Field(16, ge=0, description="Threads hbdk uses to compile (0: all cores; hbdk's default is 16).")
-
-    @field_validator("march")
-    @classmethod
-    def _march_form(cls, v: str) -> str:
-        v = v.strip()
-        if not re.fullmatch(r"[A-Za-z0-9_-]+", v):
-            raise ValueError("must be a march name such as 'bernoulli2', 'bayes', 'bayes-e' or 'nash-e'")
         return v
 
 
@@ -240,9 +231,23 @@ class Settings(_Section):
     compile: CompileStageSettings = Field(
         default_factory=CompileStageSettings, description="Stage 5: deployable artifact and reports."
     )
-    horizon: HorizonSettings = Field(
-        default_factory=HorizonSettings, description="Horizon backend: target BPU and hbdk compile options."
-    )
+
+    model_config = ConfigDict(extra="allow", validate_assignment=True)  # the backends' sections
+
+    @model_validator(mode="before")
+    @classmethod
+    def _backend_sections(cls, data: Any) -> Any:
+        """Every registered backend's section, validated by its own model (defaults where absent);
+        any other unknown table is refused."""
+        data = dict(data or {})
+        sections = backend_sections()
+        for key in list(data):
+            if key not in cls.model_fields and key not in sections:
+                raise ValueError("unknown key %r in the top level; allowed keys: %s" % (key, ", ".join(sorted(all_sections()))))
+        for name, model in sections.items():
+            value = data.get(name, {})
+            data[name] = value if isinstance(value, model) else model.model_validate(value)
+        return data
 
     def enabled_stages(self) -> List[str]:
         """The stages this run executes, in pipeline order."""
@@ -250,6 +255,64 @@ class Settings(_Section):
 
     def run_path(self) -> str:
         return os.path.abspath(os.path.expanduser(self.run.run_dir))
+
+
+# ------------------------------------------------------------------------------- backends' sections
+
+_BACKEND_SECTIONS: Optional[Dict[str, type]] = None
+
+
+def backend_sections() -> Dict[str, type]:
+    """``{section name: pydantic model}`` of the registered backends that declare options."""
+    global _BACKEND_SECTIONS
+    if _BACKEND_SECTIONS is None:
+        from .backends import specs
+
+        _BACKEND_SECTIONS = {name: spec.options for name, spec in specs().items() if spec.options is not None}
+    return _BACKEND_SECTIONS
+
+
+def forget_backend_sections() -> None:
+    """Called by :func:`core.backends.refresh` when the registered backends change."""
+    global _BACKEND_SECTIONS
+    _BACKEND_SECTIONS = None
+
+
+def all_sections() -> List[str]:
+    """The TOML tables a settings file may hold: the core ones, then each backend's."""
+    return list(Settings.model_fields) + [n for n in backend_sections() if n not in Settings.model_fields]
+
+
+def section_model(section: str) -> type:
+    """The pydantic model of ``[section]`` (core or a backend's).
+
+    Raises:
+        KeyError: no such section.
+    """
+    if section in Settings.model_fields:
+        return Settings.model_fields[section].annotation  # type: ignore[return-value]
+    return backend_sections()[section]
+
+
+def section_help(section: str) -> str:
+    """The one-line description of a section (the TOML comment above it)."""
+    if section in Settings.model_fields:
+        return Settings.model_fields[section].description or ""
+    from .backends import get_spec
+
+    return get_spec(section).summary
+
+
+def default_backend() -> str:
+    """The ``[run] backend`` of new settings: the registered backend whose spec says ``default``
+    (the embedded one, that runs anywhere), else the first registered."""
+    from .backends import specs
+
+    found = specs()
+    for name, spec in found.items():
+        if getattr(spec, "default", False):
+            return name
+    return next(iter(found), "")
 
 
 # --------------------------------------------------------------------------------------------- presets
@@ -301,8 +364,13 @@ def preset(name: str, **overrides: Dict[str, Any]) -> Settings:
 # ----------------------------------------------------------------------------------------- validation
 
 def _section_model(loc: tuple) -> Optional[type]:
-    model: Any = Settings
-    for part in loc:
+    if not loc:
+        return Settings
+    try:
+        model: Any = section_model(str(loc[0]))
+    except KeyError:
+        return None
+    for part in loc[1:]:
         field = model.model_fields.get(part) if isinstance(part, str) else None
         if field is None:
             return None
@@ -328,20 +396,58 @@ def _describe_error(err: Dict[str, Any]) -> str:
     return "%s = %r: %s" % (key, value, msg[0].lower() + msg[1:] if msg else msg)
 
 
-def validate(data: Dict[str, Any], source: str = "settings") -> Settings:
+def _backend_offers(settings: Settings) -> List[str]:
+    """Core keys whose allowed values are the chosen backend's (its spec's ``choices`` for them, e.g.
+    ``[qconfig] calib_observer``): one message per value it does not offer."""
+    from .backends import get_spec
+
+    spec = get_spec(settings.run.backend)
+    values = settings.model_dump()
+    out = []
+    for (section, key), offered in spec.choices(values, None).items():
+        if section not in Settings.model_fields or not offered or "default" in offered:
+            continue
+        value = values[section][key]
+        if value not in offered:
+            out.append("%s.%s = %r: the %s backend offers %s" % (section, key, value, spec.name, ", ".join(offered)))
+    return out
+
+
+def validate(data: Dict[str, Any], source: str = "settings", backend_offers: bool = True) -> Settings:
     """Build :class:`Settings` from a plain dict (e.g. parsed TOML).
+
+    ``backend_offers=False`` skips the checks across sections (a value the chosen backend does not
+    offer), for validating one field on its own.
 
     Raises:
         SettingsError: one message listing every invalid key/value with what is allowed.
     """
+    data = dict(data or {})
+    lines: List[str] = []
+    sections = backend_sections()
+    for key in list(data):
+        if key not in Settings.model_fields and key not in sections:
+            lines.append("unknown key %r in the top level; allowed keys: %s" % (key, ", ".join(sorted(all_sections()))))
+            data.pop(key)
+    for name, model in sections.items():  # each backend's section by its own model: errors keep the section
+        if name in data and not isinstance(data[name], model):
+            try:
+                data[name] = model.model_validate(data[name])
+            except ValidationError as e:
+                lines += [_describe_error(dict(err, loc=(name,) + tuple(err.get("loc", ())))) for err in e.errors()]
+                data.pop(name)
     try:
-        return Settings.model_validate(data)
+        settings = Settings.model_validate(data)
     except ValidationError as e:
-        lines = [_describe_error(err) for err in e.errors()]
-        raise SettingsError(
-            "%s: %s" % (source, "; ".join(lines)),
-            hint="fix the value(s) named above (see the comments in a settings file written by qat-tui) and try again",
-        ) from None
+        lines += [_describe_error(err) for err in e.errors()]
+    if not lines and backend_offers:
+        lines = _backend_offers(settings)
+    if not lines:
+        return settings
+    raise SettingsError(
+        "%s: %s" % (source, "; ".join(lines)),
+        hint="fix the value(s) named above (see the comments in a settings file written by qat-tui) and try again",
+    )
 
 
 # ---------------------------------------------------------------------------------------------- TOML
@@ -362,11 +468,11 @@ def dumps(settings: Settings) -> str:
     doc = tomlkit.document()
     doc.add(tomlkit.comment("qat-tui settings. Run headless: qat-tui run --config <this file>"))
     doc.add(tomlkit.comment("Relative paths are relative to the folder qat-tui is started from."))
-    for section_name, section_field in Settings.model_fields.items():
+    for section_name in all_sections():
         section = getattr(settings, section_name)
         table = tomlkit.table()
-        if section_field.description:
-            table.add(tomlkit.comment(section_field.description))
+        if section_help(section_name):
+            table.add(tomlkit.comment(section_help(section_name)))
         for key, field in type(section).model_fields.items():
             value = getattr(section, key)
             for line in _comment_lines(field.description or ""):
@@ -435,16 +541,14 @@ def save(settings: Settings, path: str) -> str:
 
 def field_help(section: str, key: str) -> str:
     """The one-line help of ``[section] key``, as shown by the wizard."""
-    model = type(getattr(Settings(), section))
-    return model.model_fields[key].description or ""
+    return section_model(section).model_fields[key].description or ""
 
 
 def field_choices(section: str, key: str) -> Optional[List[str]]:
     """Allowed values of a Literal field, else None."""
     import typing
 
-    model = type(getattr(Settings(), section))
-    ann = model.model_fields[key].annotation
+    ann = section_model(section).model_fields[key].annotation
     if typing.get_origin(ann) is Literal:
         return [str(a) for a in typing.get_args(ann)]
     return None
@@ -464,4 +568,10 @@ __all__ = [
     "save",
     "field_help",
     "field_choices",
+    "Section",
+    "section_model",
+    "section_help",
+    "all_sections",
+    "backend_sections",
+    "default_backend",
 ]

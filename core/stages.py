@@ -1,17 +1,5 @@
-"""The five stages, with the semantics of Horizon's MobileNetV2 sample.
-
-=========  ==========================================  =================================================
-stage      loads                                       writes
-=========  ==========================================  =================================================
-float      (optional pretrained state_dict)            float-checkpoint.ckpt (best test top-1 epoch)
-calib      float-checkpoint.ckpt                       calib-checkpoint.ckpt
-qat        calib-checkpoint.ckpt, or the float one     qat-checkpoint.ckpt (best test top-1 epoch)
-           when calib is disabled
-int_infer  qat-checkpoint.ckpt, or calib's when QAT    the integer model (torch: int_model.pt2, an
-           is disabled                                 ExportedProgram; horizon: int_model.pt, TorchScript)
-compile    int_infer's integer model (and the float    model.pt2 / model.hbm, check_report.*, perf.*,
-           checkpoint as the perf baseline)            model.svg
-=========  ==========================================  =================================================
+"""The stage functions, with the semantics of Horizon's MobileNetV2 sample; what each loads and
+writes, which settings make it stale, its summary and labels are in :mod:`core.stage_table`.
 
 calib and qat both prepare a *fresh copy of the float model* (never the calibrated model), as the
 sample does; qat then loads the calibration state into it. Every stage function takes a
@@ -30,24 +18,12 @@ from .engine import LoopContext, calibrate, evaluate, train_one_epoch
 from .errors import CheckpointError, StageError
 from .events import ArtifactWritten, CheckAdvice, EpochEnd, Emit, LogLine, PhaseFinished, PhaseStarted
 from .io import load_checkpoint, save_checkpoint
+from . import stage_table as T
 from .settings import Settings
 from .state import RunState, artifact_problem, artifact_record
 
-CHECKPOINTS = {
-    "float": "float-checkpoint.ckpt",
-    "calib": "calib-checkpoint.ckpt",
-    "qat": "qat-checkpoint.ckpt",
-}
-
-STAGE_SUMMARY = {
-    "float": "Train the float model; keep the best top-1 epoch as float-checkpoint.ckpt.",
-    "calib": "Fresh float copy + calibration qconfig; eval mode, observers on, fake quant off over N images; "
-    "then evaluate with fake quant on; save calib-checkpoint.ckpt.",
-    "qat": "Fresh float copy + QAT qconfig, load the calib state; train with fake quant, validate each epoch "
-    "with observers frozen; keep the best as qat-checkpoint.ckpt.",
-    "int_infer": "Convert to the integer model and evaluate it on the test set.",
-    "compile": "Build the deployable model and its check, perf and graph reports (CPU).",
-}
+CHECKPOINTS = {t.name: t.output for t in T.TABLE if t.output and t.output != T.INT_MODEL}
+"""``{stage: checkpoint file}`` of the stages that write one (from the stage table)."""
 
 def diverged_hint(stage: str, cfg: Any) -> str:
     """What to do when ``stage``'s training loss became NaN/inf (``cfg``: its settings section).
@@ -65,11 +41,6 @@ def diverged_hint(stage: str, cfg: Any) -> str:
     return "lower [%s] lr (e.g. by 10x)%s" % (stage, kept)
 
 
-ARTIFACT_HELP = {
-    "float-checkpoint.ckpt": "Best float model (state_dict + metadata); input of calib, or of qat when calib is off.",
-    "calib-checkpoint.ckpt": "Calibrated fake-quant model: weights + initial scales; input of qat.",
-    "qat-checkpoint.ckpt": "Best QAT model: weights + trained scales; input of int_infer and compile.",
-}
 
 
 class StageContext:
@@ -175,31 +146,13 @@ class StageContext:
 # ------------------------------------------------------------------------------------ stage inputs
 
 def stage_inputs(settings: Settings, stage: str) -> List[Tuple[str, str]]:
-    """``[(checkpoint file, stage that writes it)]`` that ``stage`` loads with these settings.
+    """``[(file, stage that writes it)]`` that ``stage`` loads with these settings (see
+    :func:`core.stage_table.inputs`).
 
     Raises:
-        StageError: int_infer/compile with both calib and qat disabled (nothing to convert).
+        StageError: int_infer with both calib and qat disabled (nothing to convert).
     """
-    if stage == "float":
-        return []
-    if stage == "calib":
-        return [(CHECKPOINTS["float"], "float")]
-    if stage == "qat":
-        if settings.calib.enabled:
-            return [(CHECKPOINTS["calib"], "calib")]
-        return [(CHECKPOINTS["float"], "float")]
-    if stage == "compile":
-        return [("int_model", "int_infer")]
-    if stage == "int_infer":
-        if settings.qat.enabled:
-            return [(CHECKPOINTS["qat"], "qat")]
-        if settings.calib.enabled:
-            return [(CHECKPOINTS["calib"], "calib")]
-        raise StageError(
-            "int_infer needs a calibrated or QAT-trained model, but both calib and qat are disabled",
-            hint="enable calib (fast) or qat in the settings",
-        )
-    raise StageError("unknown stage %r" % stage)
+    return T.inputs(settings, stage)
 
 
 CODE_INPUTS = ("int_model",)
@@ -262,7 +215,7 @@ def check_inputs(settings: Settings, stage: str, state: Optional[RunState] = Non
 def _seed(settings: Settings, stage: str) -> None:
     import torch
 
-    torch.manual_seed(settings.run.seed * 100 + ["float", "calib", "qat", "int_infer", "compile"].index(stage))
+    torch.manual_seed(settings.run.seed * 100 + T.seed_offset(stage))
 
 
 def _cpu_state(model: Any) -> Dict[str, Any]:
@@ -324,11 +277,6 @@ def _prepare(ctx: StageContext, float_model: Any, example: Any, stage: str) -> A
     """``backend.prepare`` for ``stage`` as a named phase (it traces the model: seconds to a minute)."""
     with ctx.phase("prepare for %s: trace the float model and insert fake quant" % stage):
         return ctx.backend.prepare(float_model, (example,), stage, ctx.settings.qconfig)
-
-
-def upstream_source(settings: Settings) -> str:
-    """The stage whose prepared model int_infer converts (qat, else calib)."""
-    return "qat" if settings.qat.enabled else "calib"
 
 
 def _optimizer(params: Any, cfg: Any) -> Any:
@@ -479,7 +427,7 @@ def _train_epochs(
         )
     if os.path.exists(last_path):
         os.unlink(last_path)
-    ctx.record_artifact(ckpt_name, ctx.path(ckpt_name), ARTIFACT_HELP[ckpt_name])
+    ctx.record_artifact(ckpt_name, ctx.path(ckpt_name), T.checkpoint_help()[ckpt_name])
     return {
         "top1": best["top1"],
         "top5": best["top5"],
@@ -527,7 +475,7 @@ def run_calib(ctx: StageContext) -> Dict[str, Any]:
     )
     ctx.emit(EpochEnd(stage="calib", epoch=1, epochs=1, top1=ev["top1"], top5=ev["top5"], best=True, seconds=ev["seconds"] + cal["seconds"]))
     ctx.log("calibrated fake-quant model: top-1 %.2f%%, top-5 %.2f%%" % (ev["top1"], ev["top5"]))
-    ctx.record_artifact(CHECKPOINTS["calib"], ctx.path(CHECKPOINTS["calib"]), ARTIFACT_HELP[CHECKPOINTS["calib"]])
+    ctx.record_artifact(CHECKPOINTS["calib"], ctx.path(CHECKPOINTS["calib"]), T.checkpoint_help()[CHECKPOINTS["calib"]])
     return {"top1": ev["top1"], "top5": ev["top5"], "calib_images": cal["images"], "observer": s.qconfig.calib_observer}
 
 
@@ -598,7 +546,7 @@ def run_compile(ctx: StageContext) -> Dict[str, Any]:
     else:
         float_model = _new_float_model(ctx).eval()
         ctx.log("float-checkpoint.ckpt is missing: the perf baseline uses freshly initialised weights", "warning")
-    source = upstream_source(ctx.settings)
+    source = T.stage("int_infer").upstream(ctx.settings)
     ctx.check_cancel()
     result = ctx.backend.compile(int_model, float_model, (example,), ctx.run_dir, ctx.settings.compile, ctx.log,
                                  phase=ctx.phase)
@@ -630,12 +578,3 @@ def run_compile(ctx: StageContext) -> Dict[str, Any]:
             ctx.emit(EpochEnd(stage="compile", epoch=1, epochs=1, top1=ev["top1"], top5=ev["top5"], best=True, seconds=ev["seconds"]))
             ctx.log("deployable model: top-1 %.2f%%, top-5 %.2f%%" % (ev["top1"], ev["top5"]))
     return metrics
-
-
-STAGE_FUNCTIONS: Dict[str, Callable[[StageContext], Dict[str, Any]]] = {
-    "float": run_float,
-    "calib": run_calib,
-    "qat": run_qat,
-    "int_infer": run_int_infer,
-    "compile": run_compile,
-}

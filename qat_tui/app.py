@@ -1,10 +1,12 @@
-"""The qat-tui wizard: six settings screens, then the run and its results.
+"""The qat-tui wizard: the settings steps, then the run and its results.
 
     Data -> Backend -> Stages -> Qconfig -> Compile -> Review -> Run -> Results
 
-Each step is a screen in :mod:`qat_tui.screens` (one per file). The app holds the settings being edited
-as a plain dict of valid values (``values``, the shape of ``Settings.model_dump()``); a step writes its
-fields back when the user leaves it (``ctrl+n``/``n`` next, ``escape``/``ctrl+b``/``b`` back).
+The steps are listed once, in :data:`qat_tui.state.STEPS` (one screen per file in
+:mod:`qat_tui.screens`). The app owns the shared :class:`~qat_tui.state.WizardState` (``wizard``: the
+values being edited, as a plain dict of valid values) and hands it down; screens never import this
+module: they send requests up as messages (:mod:`qat_tui.messages`) and watch the reactive
+``detection``.
 
 Start-up cost matters (users open it over SSH): nothing here imports torch. Backends and devices are
 detected in a worker thread shortly after the first screen is drawn; the pipeline runs in its own
@@ -12,82 +14,18 @@ process (``core.worker``), which the run screen follows through the run's event 
 """
 from __future__ import annotations
 
-import copy
-from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Dict, Optional
 
 from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.reactive import reactive
 
 from core.errors import QatError
-from core.settings import PRESETS, Settings, preset, validate
+from core.settings import Settings
 
-STEP_NAMES = ["Data", "Backend", "Stages", "Qconfig", "Compile", "Review"]
-"""Breadcrumb names of the wizard steps, in order."""
-
-_PRESET_NEUTRAL = {
-    "run": ("run_dir", "device", "backend", "seed", "threads"),
-    "data": ("root", "layout", "download", "num_workers"),
-}
-"""Keys a preset does not set (where the data and run live, which machine): kept when switching."""
-
-
-def detect_preset(settings: Optional[Settings]) -> str:
-    """The preset ``settings`` equal (ignoring locations and device), or ``custom``."""
-    if settings is None:
-        return "sample"
-    mine = _strip_neutral(settings.model_dump())
-    for name in PRESETS:
-        if _strip_neutral(preset(name).model_dump()) == mine:
-            return name
-    return "custom"
-
-
-def _strip_neutral(values: Dict[str, Any]) -> Dict[str, Any]:
-    out = copy.deepcopy(values)
-    for section, keys in _PRESET_NEUTRAL.items():
-        for k in keys:
-            out[section].pop(k, None)
-    return out
-
-
-@dataclass
-class Detection:
-    """What the detection worker found (backends, devices, calibration observers)."""
-
-    backends: List[Any] = field(default_factory=list)  # core.backends.base.BackendInfo
-    devices: List[Any] = field(default_factory=list)  # core.devices.DeviceInfo
-    observers_by_backend: Dict[str, Dict[str, str]] = field(default_factory=dict)
-    marches: List[str] = field(default_factory=list)  # what the installed horizon plugin defines
-    errors: List[str] = field(default_factory=list)
-
-    def device_names(self) -> List[str]:
-        return [d.name for d in self.devices]
-
-    def available(self, backend: str) -> bool:
-        return any(b.name == backend and b.available for b in self.backends)
-
-    def observers(self, backend: str, march: Optional[str] = None) -> Dict[str, str]:
-        """Calibration observers ``backend`` offers here (empty when it cannot run here); for horizon,
-        those of the march's generation (nash-* marches use hbdk4's ``get_qconfig`` observers)."""
-        if backend == "horizon" and march and march.lower().startswith("nash") and "horizon:hbdk4" in self.observers_by_backend:
-            return dict(self.observers_by_backend["horizon:hbdk4"])
-        return dict(self.observers_by_backend.get(backend, {}))
-
-
-def device_problem(device: str, detection: Optional[Detection]) -> Optional[str]:
-    """Why ``device`` cannot be used here (as :func:`core.devices.resolve_device` would say), or None.
-
-    Without a finished detection nothing is refused (the pipeline checks again when it starts).
-    """
-    if detection is None or not detection.devices:
-        return None
-    names = detection.device_names()
-    spec = device.strip().lower()
-    if spec == "auto" or spec in names or (spec == "cuda" and "cuda:0" in names):
-        return None
-    return "device %r does not exist on this machine -> use one of: %s (or 'auto')" % (spec, ", ".join(names))
+from . import messages as M
+from .state import STEPS, Detection, WizardState, preferred_available, screen_class
 
 
 class QatApp(App):
@@ -112,6 +50,9 @@ class QatApp(App):
         Binding("q", "quit", "Quit", show=False),
     ]
 
+    detection: reactive[Optional[Detection]] = reactive(None)
+    """What the detection worker found (None until it finishes); screens watch it."""
+
     def __init__(
         self,
         settings: Optional[Settings] = None,
@@ -123,31 +64,35 @@ class QatApp(App):
         super().__init__()
         self._attach = attach
         self._resume = resume
-        self._have_settings = settings is not None
-        start = settings if settings is not None else Settings()
-        self.values: Dict[str, Dict[str, Any]] = start.model_dump()
-        self.preset_name = detect_preset(settings)
-        self.detection: Optional[Detection] = None
+        self.wizard = WizardState(settings)
         self._detect_enabled = detect
         self._detect_started = False
-        self._detect_waiters: List[Callable[[Detection], None]] = []
         self.run_screen: Any = None  # the RunScreen of the current/last run
-        self._quit_armed = False
         self.closing = False  # set when the app exits: the pipeline thread stops delivering events
+
+    # -------------------------------------------------------------- the shared state, for callers
+    @property
+    def values(self) -> Dict[str, Dict[str, Any]]:
+        return self.wizard.values
+
+    @property
+    def preset_name(self) -> str:
+        return self.wizard.preset_name
+
+    def current_settings(self) -> Settings:
+        """The edited values as validated settings (see :meth:`WizardState.current_settings`)."""
+        return self.wizard.current_settings()
 
     # ------------------------------------------------------------------------------------ start
     def on_mount(self) -> None:
-        from .screens.data_screen import DataScreen
-
-        self.push_screen(DataScreen())
+        self.push_screen(screen_class(0)())
         if self._attach or self._resume:
-            from .screens.review_screen import ReviewScreen
             from .screens.run_screen import RunScreen
 
-            if self._have_settings:
-                self.push_screen(ReviewScreen())  # where Escape leads after the run
+            if self.wizard.have_settings:
+                self.push_screen(screen_class(len(STEPS) - 1)())  # the review: where Escape leads after the run
             if self._attach:
-                self.push_screen(RunScreen(self.attach_settings(self._attach), attach=self._attach))
+                self.push_screen(RunScreen(self.wizard.attach_settings(self._attach), attach=self._attach))
             else:
                 self.start_run(self.current_settings())
         if self._detect_enabled:
@@ -155,58 +100,31 @@ class QatApp(App):
             self.set_timer(0.5, self.start_detection)
 
     # ----------------------------------------------------------------------------- navigation
-    def step_screens(self) -> List[type]:
-        from .screens.backend_screen import BackendScreen
-        from .screens.compile_screen import CompileScreen
-        from .screens.data_screen import DataScreen
-        from .screens.qconfig_screen import QconfigScreen
-        from .screens.review_screen import ReviewScreen
-        from .screens.stages_screen import StagesScreen
+    def on_go_next(self, message: M.GoNext) -> None:
+        if message.step + 1 < len(STEPS):
+            self.push_screen(screen_class(message.step + 1)())
 
-        return [DataScreen, BackendScreen, StagesScreen, QconfigScreen, CompileScreen, ReviewScreen]
-
-    def goto_next(self, step: int) -> None:
-        steps = self.step_screens()
-        if step + 1 < len(steps):
-            self.push_screen(steps[step + 1]())
-
-    def goto_back(self, step: int) -> None:
-        if step > 0:
+    def on_go_back(self, message: M.GoBack) -> None:
+        if message.step > 0:
             self.pop_screen()
         else:
             self.notify("This is the first step.", timeout=2)
 
-    def current_settings(self) -> Settings:
-        """The edited values as validated settings.
+    def on_start_run(self, message: M.StartRun) -> None:
+        self.start_run(message.settings)
 
-        Raises:
-            SettingsError: a value is invalid (names the key and what is allowed).
-        """
-        return validate(copy.deepcopy(self.values), source="settings")
+    def on_attach_run(self, message: M.AttachRun) -> None:
+        from .screens.run_screen import RunScreen
 
-    def attach_settings(self, run_dir: str) -> Settings:
-        """The settings to show an attached run with: the given ones, with its run folder."""
-        import os
+        self.push_screen(RunScreen(self.wizard.attach_settings(message.run_dir), attach=message.run_dir))
 
-        values = copy.deepcopy(self.values)
-        values["run"]["run_dir"] = os.path.abspath(run_dir)
-        try:
-            return validate(values)
-        except QatError:
-            return Settings.model_validate({"run": {"run_dir": os.path.abspath(run_dir)}})
-
-    def apply_preset(self, name: str, keep: Dict[str, Dict[str, Any]]) -> None:
-        """Replace the values with preset ``name``'s, keeping the location/device keys (and ``keep``)."""
-        new = preset(name).model_dump()
-        for section, keys in _PRESET_NEUTRAL.items():
-            for k in keys:
-                new[section][k] = self.values[section][k]
-        for section, kv in keep.items():
-            new[section].update(kv)
-        self.values = new
-        self.preset_name = name
+    def on_run_screen_shown(self, message: M.RunScreenShown) -> None:
+        self.run_screen = message.screen
 
     # ------------------------------------------------------------------------------- errors
+    def on_show_error(self, message: M.ShowError) -> None:
+        self.show_error(message.title, message.message, message.hint)
+
     def show_error(self, title: str, message: str, hint: Optional[str] = None) -> None:
         """The one error modal: title, what went wrong, what to do."""
         from .screens.error_modal import ErrorModal
@@ -222,31 +140,14 @@ class QatApp(App):
             self._detect_started = True
             self._detect_worker()
 
-    def when_detected(self, callback: Callable[[Detection], None]) -> None:
-        """Call ``callback(detection)`` now when done, else when the worker finishes (starts it)."""
-        if self.detection is not None:
-            # After the caller's mount handler has finished (widgets are then fully mounted).
-            self.call_later(callback, self.detection)
-            return
-        self._detect_waiters.append(callback)
-        if self._detect_enabled:
-            self.start_detection()
-
     @work(thread=True, exclusive=True, group="detect")
     def _detect_worker(self) -> None:
         det = Detection()
         try:
-            from core.backends import backend_class, detect_backends
+            from core.backends import detect_backends, load_errors
 
             det.backends = detect_backends()
-            for info in det.backends:
-                if info.available:
-                    det.observers_by_backend[info.name] = backend_class(info.name)().calib_observers()
-                    if info.name == "horizon":
-                        from core.backends.horizon import HBDK4_CALIB_OBSERVERS, plugin_marches
-
-                        det.marches = plugin_marches()
-                        det.observers_by_backend["horizon:hbdk4"] = dict(HBDK4_CALIB_OBSERVERS)
+            det.errors += load_errors()
         except Exception as e:  # reported on the backend screen, never fatal
             det.errors.append("backend detection failed: %s: %s" % (type(e).__name__, e))
         try:
@@ -261,19 +162,17 @@ class QatApp(App):
             pass
 
     def _detected(self, det: Detection) -> None:
-        self.detection = det
-        # Inside Horizon's docker the horizon backend is the default (unless a settings file chose).
-        if not self._have_settings and det.available("horizon") and self.values["run"]["backend"] == "torch":
-            self.values["run"]["backend"] = "horizon"
-            self.notify("horizon_plugin_pytorch found: the horizon backend is selected (Backend step).", timeout=6)
-        waiters, self._detect_waiters = self._detect_waiters, []
-        for cb in waiters:
-            try:
-                cb(det)
-            except Exception:  # a screen that has gone away: never fatal, but visible in textual's log
-                import traceback
+        self.wizard.detection = det
+        # Where a preferred backend's toolchain imports (e.g. inside its vendor's docker), it is the
+        # default - unless a settings file chose one.
+        best = preferred_available(det)
+        if not self.wizard.have_settings and best and best != self.values["run"]["backend"]:
+            from core.backends import get_spec
 
-                self.log.error(traceback.format_exc())
+            if get_spec(best).preferred > get_spec(self.values["run"]["backend"]).preferred:
+                self.values["run"]["backend"] = best
+                self.notify("%s found: the %s backend is selected (Backend step)." % (get_spec(best).summary, best), timeout=6)
+        self.detection = det
 
     # --------------------------------------------------------------------------------- runs
     def start_run(self, settings: Settings) -> bool:
@@ -344,4 +243,4 @@ class QatApp(App):
                 yield SystemCommand(name, help_text, method)
 
 
-__all__ = ["QatApp", "Detection", "STEP_NAMES", "detect_preset", "device_problem"]
+__all__ = ["QatApp"]

@@ -18,7 +18,7 @@ import argparse
 import sys
 from typing import List, Optional
 
-STAGES = ("float", "calib", "qat", "int_infer", "compile")
+from core.stage_table import STAGES  # the stage names (a light module: no torch)
 
 EPILOG = """\
 examples:

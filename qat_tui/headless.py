@@ -18,16 +18,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from core import events as E
+from core import stage_table as T
 from core.io import human_size
 from core.record import RunRecord
 
-ACC_LABEL = {
-    "float": "float",
-    "calib": "calib (fake quant)",
-    "qat": "qat (fake quant)",
-    "int_infer": "int_infer (integer model)",
-    "compile": "compile (deployable model)",
-}
 
 
 def _terminal_console() -> Console:
@@ -165,7 +159,7 @@ class HeadlessConsumer:
             t.add_column("top-5 %", justify="right")
             t.add_column("vs float (points)", justify="right")
             for r in rows:
-                t.add_row(ACC_LABEL[r["stage"]], "%.2f" % r["top1"], "%.2f" % r["top5"] if r["top5"] is not None else "-",
+                t.add_row(T.stage(r["stage"]).label, "%.2f" % r["top1"], "%.2f" % r["top5"] if r["top5"] is not None else "-",
                           "-" if r["drop"] is None else "%+.2f" % -r["drop"])
             c.print(t)
         if self.record.artifacts:

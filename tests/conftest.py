@@ -162,9 +162,44 @@ def horizon_double(tmp_path_factory: Any):
             del sys.modules[name]
 
 
+THIRD_BACKEND = os.path.join(REPO, "tests", "third_backend")
+
+
+@pytest.fixture(scope="module")
+def third_backend(tmp_path_factory: Any):
+    """Register the test backend ``fx`` (tests/third_backend, see its README) the way an installed
+    package would: a ``.dist-info`` folder with ``entry_points.txt`` on ``sys.path`` and ``PYTHONPATH``
+    (for worker processes), then a registry refresh. Removed again afterwards. Yields its name."""
+    from core import backends
+
+    site = str(tmp_path_factory.mktemp("site"))
+    info = os.path.join(site, "qat_tui_fx_backend-0.1.dist-info")
+    os.makedirs(info)
+    with open(os.path.join(info, "METADATA"), "w") as f:
+        f.write("Metadata-Version: 2.1\nName: qat-tui-fx-backend\nVersion: 0.1\n")
+    with open(os.path.join(info, "entry_points.txt"), "w") as f:
+        f.write("[qat_tui.backends]\nfx = qat_tui_fx_backend:SPEC\n")
+    old_pp = os.environ.get("PYTHONPATH")
+    for folder in (site, THIRD_BACKEND):
+        sys.path.insert(0, folder)
+    os.environ["PYTHONPATH"] = os.pathsep.join([site, THIRD_BACKEND] + ([old_pp] if old_pp else []))
+    backends.refresh()
+    yield "fx"
+    for folder in (site, THIRD_BACKEND):
+        while folder in sys.path:
+            sys.path.remove(folder)
+    if old_pp is None:
+        os.environ.pop("PYTHONPATH", None)
+    else:
+        os.environ["PYTHONPATH"] = old_pp
+    for name in [m for m in sys.modules if m.split(".")[0] == "qat_tui_fx_backend"]:
+        del sys.modules[name]
+    backends.refresh()
+
+
 def _torch_backend_available() -> bool:
     try:
-        from core.backends.torch_pt2e import TorchPt2eBackend
+        from core.backends.torch_pt2e.backend import TorchPt2eBackend
 
         return TorchPt2eBackend.detect().available
     except Exception:

@@ -10,7 +10,8 @@ import pytest
 
 from core import events as E
 from core.pipeline import Pipeline
-from core.settings import HorizonSettings, validate
+from core.backends.horizon import HorizonSettings
+from core.settings import validate
 
 from .conftest import HORIZON_DOUBLE, tiny_settings_dict
 
@@ -122,7 +123,15 @@ def test_march_not_in_plugin_is_refused_at_setup(cifar_python_root, tmp_path):
 
 
 def test_observer_of_the_other_backend_is_refused(cifar_python_root, tmp_path):
-    settings = _settings(cifar_python_root, str(tmp_path / "r"), qconfig={"calib_observer": "moving_average_min_max"})
+    """The observers are the backend's: the settings refuse another backend's, naming what this one offers
+    (before anything runs); settings that bypass validation are refused by the backend when the run starts."""
+    from core.errors import SettingsError
+
+    with pytest.raises(SettingsError) as e:
+        _settings(cifar_python_root, str(tmp_path / "r"), qconfig={"calib_observer": "moving_average_min_max"})
+    assert "moving_average_min_max" in e.value.msg and "percentile" in e.value.msg
+    settings = _settings(cifar_python_root, str(tmp_path / "r"))
+    object.__setattr__(settings.qconfig, "calib_observer", "moving_average_min_max")
     events = []
     assert not Pipeline(settings, emit=events.append).run()
     fail = [e for e in events if isinstance(e, E.StageFailed)][0]
@@ -149,7 +158,7 @@ def test_compile_options_are_validated_before_hbdk():
 def test_qconfig_names_by_plugin_version(version, out_name, observers):
     code = (
         "import json\n"
-        "from core.backends.horizon import HorizonBackend\n"
+        "from core.backends.horizon.hbdk3 import Hbdk3Backend as HorizonBackend\n"
         "from core.settings import QconfigSettings\n"
         "b = HorizonBackend()\n"
         "qdict, lines = b.qconfig_dict('qat', QconfigSettings())\n"

@@ -4,14 +4,9 @@ import torch
 
 from core.backends import detect_backends, get_backend
 from core.backends.base import FakeQuantState
-from core.backends.torch_pt2e import (
-    TorchPt2eBackend,
-    _fake_quants,
-    analyze_converted_graph,
-    graph_dot,
-    graph_text,
-    package_kernels,
-)
+from core.backends.torch_pt2e.backend import TorchPt2eBackend, _fake_quants
+from core.backends.torch_pt2e.check import analyze_converted_graph, package_kernels
+from core.backends.torch_pt2e.graph import graph_dot, graph_text
 from core.models import build_float_model
 from core.settings import CompileStageSettings, QconfigSettings
 
@@ -202,7 +197,7 @@ def test_damaged_int_model_is_reported(backend, tmp_path):
 def test_svg_without_dot_is_a_clear_error(int_model, tmp_path, monkeypatch):
     import shutil
 
-    from core.backends.torch_pt2e import write_graph_picture
+    from core.backends.torch_pt2e.graph import write_graph_picture
     from core.errors import BackendError
 
     monkeypatch.setattr(shutil, "which", lambda name: None)
@@ -215,7 +210,7 @@ def test_svg_without_dot_is_a_clear_error(int_model, tmp_path, monkeypatch):
 
 @pytest.mark.skipif(__import__("shutil").which("dot") is None, reason="graphviz 'dot' is not installed here")
 def test_svg_with_dot(int_model, tmp_path):
-    from core.backends.torch_pt2e import write_graph_picture
+    from core.backends.torch_pt2e.graph import write_graph_picture
 
     art = write_graph_picture(int_model, str(tmp_path), "auto", print)
     assert art.name == "model.svg" and (tmp_path / "model.svg").read_text().lstrip().startswith("<?xml")

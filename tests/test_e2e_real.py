@@ -54,7 +54,7 @@ def test_real_cifar10_all_stages_with_package(real_cifar10, tmp_path):
     import subprocess
     import sys
 
-    from core.backends.torch_pt2e import package_kernels
+    from core.backends.torch_pt2e.check import package_kernels
 
     in_process = package_kernels(os.path.join(settings.run_path(), "model.pt2"))
     assert in_process["int8_conv"] > 0 and in_process["fp32_conv"] == 0, in_process

@@ -87,7 +87,7 @@ def test_exported_torch_script_reproduces_the_pipeline(real_cifar10, tmp_path):
     for stage in ("float", "calib", "qat", "int_infer"):
         assert abs(metrics[stage]["top1"] - engine[stage]["top1"]) <= 0.5, (stage, metrics[stage], engine[stage])
     assert abs(metrics["compile"]["top1"] - metrics["int_infer"]["top1"]) <= 1.0
-    from core.backends.torch_pt2e import package_kernels
+    from core.backends.torch_pt2e.check import package_kernels
 
     kernels = package_kernels(os.path.join(own, "model.pt2"))  # --stage compile ran in a process of its own
     assert kernels["int8_conv"] > 0 and kernels["fp32_conv"] == 0, kernels

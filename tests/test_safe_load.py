@@ -77,14 +77,14 @@ def edit_json(data, fn):
 
 def test_genuine_archive_passes_and_loads(archive):
     check_pt2_archive(archive)
-    from core.backends.torch_pt2e import TorchPt2eBackend
+    from core.backends.torch_pt2e.backend import TorchPt2eBackend
 
     module = TorchPt2eBackend().load_int_model(archive)
     assert module(torch.randn(5, 3)).shape == (5, 2)
 
 
 def test_pickled_weight_runs_code_in_torch_but_is_refused_here(archive, tmp_path):
-    from core.backends.torch_pt2e import TorchPt2eBackend
+    from core.backends.torch_pt2e.backend import TorchPt2eBackend
 
     marker = str(tmp_path / "payload-ran")
 
@@ -162,7 +162,7 @@ def test_every_code_path_of_the_loader_is_refused(archive, tmp_path, kind):
 
 
 def test_not_an_archive_is_damaged_not_unsafe(tmp_path):
-    from core.backends.torch_pt2e import TorchPt2eBackend
+    from core.backends.torch_pt2e.backend import TorchPt2eBackend
 
     path = tmp_path / "int_model.pt2"
     path.write_bytes(b"\x00" * 100)

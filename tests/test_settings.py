@@ -89,10 +89,17 @@ def test_unknown_preset():
 
 
 def test_field_help_and_choices_for_the_wizard():
-    assert S.field_choices("qconfig", "calib_observer") == ["min_max", "moving_average_min_max", "mse", "percentile", "kl", "mix"]
+    from core.backends import specs
+
+    # the calibration observers are the chosen backend's, each with its help
+    defaults = S.Settings().model_dump()
+    for name, spec in specs().items():
+        observers = spec.choices(dict(defaults, run=dict(defaults["run"], backend=name)), None)[("qconfig", "calib_observer")]
+        assert {"min_max", "mse"} <= set(observers) and all(observers.values()), name
+    assert S.field_choices("data", "layout") == ["auto", "cifar-python", "imagefolder"]
     assert S.field_choices("float", "epochs") is None
-    for section in ("run", "data", "model", "float", "calib", "qat", "qconfig", "int_infer", "compile", "horizon"):
-        model = type(getattr(S.Settings(), section))
+    for section in S.all_sections():  # every backend's section too
+        model = S.section_model(section)
         for key in model.model_fields:
             assert S.field_help(section, key), "%s.%s has no help line" % (section, key)
 

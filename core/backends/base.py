@@ -45,6 +45,7 @@ class BackendInfo:
     reason: str = ""
     versions: Dict[str, str] = field(default_factory=dict)
     description: str = ""
+    extras: Dict[str, Any] = field(default_factory=dict)  # what the backend's spec needs for its choices
 
 
 @dataclass

@@ -1,28 +1,19 @@
-"""Step 2: quantization backend and device, both detected in a worker thread (importing torch)."""
+"""Step 2: quantization backend and device, both detected in a worker thread (importing torch), and
+the chosen backend's own options for this step (its spec's section fields marked ``step = backend``)."""
 from __future__ import annotations
 
 from typing import Iterable, Optional
 
 from rich.text import Text
+from textual.containers import Vertical
 from textual.widget import Widget
 from textual.widgets import Static
 
-from core.settings import field_choices
+from core.backends import specs
 
-from ..app import Detection, device_problem
-from ..widgets.fields import SettingField
+from ..state import Detection, device_problem
+from ..widgets.fields import SettingField, step_fields
 from .base import WizardStep
-
-MARCH_LABELS = {
-    "bernoulli": "bernoulli (XJ2)",
-    "bernoulli2": "bernoulli2 (XJ3, RDK X3)",
-    "bayes": "bayes (J5, RDK Ultra) - the sample's",
-    "bayes-e": "bayes-e (J5 variant)",
-    "nash-e": "nash-e (J6E, RDK S100) - hbdk4",
-    "nash-m": "nash-m (J6M) - hbdk4",
-    "nash-p": "nash-p (J6P, RDK S600) - hbdk4",
-}
-"""How each march is shown; the list offered is what the installed plugin defines."""
 
 DEVICE_NOTE = (
     "Horizon's sample hard-codes device cuda:2, which fails on machines with fewer GPUs; "
@@ -34,33 +25,52 @@ AUTO_LABEL = "auto (first GPU, else CPU)"
 class BackendScreen(WizardStep):
     """Which toolchain quantizes, and where the training runs."""
 
-    STEP = 1
-    HEADING = "Step 2 of 6 - Backend and device"
-
     def compose_form(self) -> Iterable[Widget]:
         yield Static(
             Text("detecting backends and devices... (imports torch: a few seconds)", style="italic yellow"),
             id="detect-status",
         )
-        backends = field_choices("run", "backend") or ["torch"]
-        yield self.field("run", "backend", options=[(b, b) for b in backends])
+        yield self.field("run", "backend", options=[(name, name) for name in specs()],
+                         help=self._backend_help(self.values["run"]["backend"]))
         yield self.field("run", "device", options=[(AUTO_LABEL, "auto")])
         yield Static(DEVICE_NOTE, classes="step-note")
-        march = self.values["horizon"]["march"]
-        yield self.field("horizon", "march", options=[(MARCH_LABELS.get(march, march), march)])
+        for name, spec in specs().items():  # each backend's own options for this step, shown for it only
+            keys = step_fields(name, "backend") if spec.options is not None else []
+            if not keys:
+                continue
+            with Vertical(id="backend-options-%s" % name, classes="backend-options"):
+                for key in keys:
+                    yield self.field(name, key, options=self._options(name, key))
         yield self.field("run", "seed")
         yield self.field("run", "threads")
 
+    def _options(self, section: str, key: str) -> Optional[list]:
+        choices = self.wizard.offered(section, key)
+        if choices is None:
+            return None
+        return [(label, value) for value, label in choices.items()]
+
+    @staticmethod
+    def _backend_help(name: str) -> str:
+        spec = specs().get(name)
+        return spec.summary if spec is not None else ""
+
     def on_mount(self) -> None:
+        self._show_backend_options()
         self.get_field("run", "backend").control.focus()
-        self.app.when_detected(self._on_detected)  # type: ignore[attr-defined]
+        self.watch(self.app, "detection", self._on_detected)
+
+    def _show_backend_options(self) -> None:
+        chosen = self.get_field("run", "backend").raw()
+        for box in self.query(".backend-options"):
+            box.display = box.id == "backend-options-%s" % chosen
 
     @property
     def detection(self) -> Optional[Detection]:
-        return self.app.detection  # type: ignore[attr-defined]
+        return self.wizard.detection
 
-    def _on_detected(self, det: Detection) -> None:
-        if not self.is_attached:
+    def _on_detected(self, det: Optional[Detection]) -> None:
+        if det is None or not self.is_attached:
             return
         t = Text()
         t.append("Backends:\n", style="bold")
@@ -71,6 +81,8 @@ class BackendScreen(WizardStep):
                 t.append("  %s\n" % versions)
                 if b.description:
                     t.append("      %s\n" % b.description, style="dim")
+                if b.reason:
+                    t.append("      %s\n" % b.reason, style="yellow")
             else:
                 t.append("  --  %s" % b.name, style="bold red")
                 t.append("  cannot run here: %s%s\n" % (b.reason, (" (%s)" % versions) if versions else ""), style="red")
@@ -82,21 +94,21 @@ class BackendScreen(WizardStep):
         t.rstrip()
         self.query_one("#detect-status", Static).update(t)
         dev = self.get_field("run", "device")
-        options = [(AUTO_LABEL, "auto")] + [("%s - %s" % (d.name, d.label), d.name) for d in det.devices]
-        dev.set_options(options)
+        dev.set_options([(AUTO_LABEL, "auto")] + [("%s - %s" % (d.name, d.label), d.name) for d in det.devices])
         backend = self.get_field("run", "backend")
         if backend.raw() != self.values["run"]["backend"]:
-            backend.set_value(self.values["run"]["backend"])  # horizon became the default
-        march = self.get_field("horizon", "march")
-        if det.marches:
-            march.set_options([(MARCH_LABELS.get(m, m), m) for m in det.marches])
-            march.set_help("march: the BPU the model is compiled for; offered from what the installed "
-                           "horizon_plugin_pytorch defines. set_march() runs before any prepare.")
-        else:
-            march.set_help("march (horizon backend only): bernoulli2 = XJ3, bayes = J5, nash-* = J6/S100. "
-                           "horizon_plugin_pytorch is not installed here, so its list is not known.")
+            backend.set_value(self.values["run"]["backend"])  # a preferred backend became the default
+        self._offer_choices()
         self.check_device()
         self.check_backend()
+
+    def _offer_choices(self) -> None:
+        """Refresh the selects of the backends' options from what the chosen backend offers now."""
+        for f in self.fields():
+            if f.section in specs() and f.kind == "choice":
+                options = self._options(f.section, f.key)
+                if options is not None:
+                    f.set_options(options)
 
     def check_device(self) -> Optional[str]:
         dev = self.get_field("run", "device")
@@ -113,15 +125,20 @@ class BackendScreen(WizardStep):
         f = self.get_field("run", "backend")
         if det is None:
             return
-        name = f.raw()
-        for b in det.backends:
-            if b.name == name and not b.available:
-                f.show_error("backend %r cannot run here: %s (you can still write the settings for another machine)" % (name, b.reason))
+        info = det.info(f.raw())
+        if info is not None and not info.available:
+            f.show_error("backend %r cannot run here: %s (you can still write the settings for another machine)"
+                         % (f.raw(), info.reason))
 
     def on_setting_field_changed(self, event: SettingField.Changed) -> None:
+        super().on_setting_field_changed(event)
         if event.field.key == "device":
             self.check_device()
-        elif event.field.key == "backend":
+        elif event.field.section == "run" and event.field.key == "backend":
+            self.values["run"]["backend"] = event.field.raw()
+            event.field.set_help(self._backend_help(event.field.raw()))
+            self._show_backend_options()
+            self._offer_choices()
             self.check_backend()
 
     def extra_check(self) -> Optional[str]:

@@ -1,8 +1,10 @@
-"""The frame shared by the six wizard steps: breadcrumb, a scrolling form, Back/Next, footer.
+"""The frame shared by the wizard steps: breadcrumb, a scrolling form, Back/Next, footer.
 
 A step lists its :class:`~qat_tui.widgets.SettingField` widgets in :meth:`WizardStep.compose_form`;
 leaving forward validates every field (inline errors, focus on the first bad one) and stores the values
-in ``app.values``; leaving backward stores the valid ones only.
+in the shared :class:`~qat_tui.state.WizardState`; leaving backward stores the valid ones only. A step's
+number, heading and breadcrumb come from :data:`qat_tui.state.STEPS`; it asks the app for the next step
+(or an error modal) with a message, never by calling it.
 """
 from __future__ import annotations
 
@@ -16,13 +18,13 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Button, Footer, Input, Static
 
+from .. import messages as M
+from ..state import STEP_NAMES, WizardState, step_heading, step_index
 from ..widgets.fields import SettingField
 
 
 def breadcrumb(current: int, names: Optional[List[str]] = None) -> Text:
     """``qat-tui | 1 Data > 2 Backend > ...`` with the current step highlighted (-1: none, e.g. Run)."""
-    from ..app import STEP_NAMES
-
     names = names or STEP_NAMES
     t = Text(" qat-tui ", style="bold")
     t.append("| ", style="dim")
@@ -40,10 +42,9 @@ def breadcrumb(current: int, names: Optional[List[str]] = None) -> Text:
 
 
 class WizardStep(Screen):
-    """Base class of a wizard step. Subclasses set ``STEP`` (0-based) and ``HEADING``."""
+    """Base class of a wizard step; its place in :data:`qat_tui.state.STEPS` gives ``STEP`` (0-based)
+    and ``HEADING``."""
 
-    STEP = 0
-    HEADING = ""
     INTRO = ""
     NEXT_LABEL = "Next >"
 
@@ -54,6 +55,19 @@ class WizardStep(Screen):
         Binding("ctrl+b", "back", "Back", show=False),
         Binding("b", "back", "Back", show=False),
     ]
+
+    @property
+    def STEP(self) -> int:  # noqa: N802  (read like the class constant it used to be)
+        return step_index("%s:%s" % (type(self).__module__, type(self).__name__))
+
+    @property
+    def HEADING(self) -> str:  # noqa: N802
+        return step_heading(self.STEP)
+
+    @property
+    def wizard(self) -> WizardState:
+        """The settings being edited and what detection found (owned by the app, handed down)."""
+        return self.app.wizard  # type: ignore[attr-defined]
 
     def compose(self) -> ComposeResult:
         yield Static(breadcrumb(self.STEP), id="breadcrumb")
@@ -74,7 +88,7 @@ class WizardStep(Screen):
     # ------------------------------------------------------------------------------- fields
     @property
     def values(self) -> Any:
-        return self.app.values  # type: ignore[attr-defined]
+        return self.wizard.values
 
     def field(self, section: str, key: str, **kw: Any) -> SettingField:
         """A :class:`SettingField` pre-filled from the app's values."""
@@ -126,11 +140,15 @@ class WizardStep(Screen):
     # ------------------------------------------------------------------------------ actions
     def action_next(self) -> None:
         if self.commit():
-            self.app.goto_next(self.STEP)  # type: ignore[attr-defined]
+            self.post_message(M.GoNext(self.STEP))
 
     def action_back(self) -> None:
         self.commit(strict=False)
-        self.app.goto_back(self.STEP)  # type: ignore[attr-defined]
+        self.post_message(M.GoBack(self.STEP))
+
+    def show_error(self, err: Any) -> None:
+        """Ask the app for the error modal (``err``: a :class:`core.errors.QatError`)."""
+        self.post_message(M.ShowError.of(err))
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "nav-next":

@@ -1,34 +1,39 @@
-"""Step 5: the deployable artifact and its reports - package build, perf batch sizes and runs, graph."""
+"""Step 5: the deployable artifact and its reports: the core ``[compile]`` options the chosen backend
+reads (its spec's ``compile_keys``), then its own section's fields marked ``step = compile``, with the
+notes its spec gives for this step."""
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Iterable, List, Tuple
 
 from rich.text import Text
 from textual.widget import Widget
 from textual.widgets import Static
 
+from core.backends import specs
+
+from ..widgets.fields import step_fields
 from .base import WizardStep
 
-
-HORIZON_INTRO = (
-    "horizon backend: compile runs check_model (advice), compile_model -> model.hbm (also model.hbir and "
-    "model.pt), perf_model -> perf_out/*.html (FPS, latency, DDR) and visualize_model -> model.svg, on the CPU."
-)
-PYRAMID_NOTE = (
-    "The model is trained on centred YUV444 images / 128 with QuantStub(scale=1/128), as Horizon's sample: "
-    "that fixed scale is what input_source = pyramid requires (camera frames arrive as YUV)."
-)
+PLACEHOLDERS = {("compile", "perf_batch_sizes"): "e.g. 1, 64"}
 
 
 class CompileScreen(WizardStep):
     """Options of the compile stage (check / perf / graph reports and the packaged model)."""
 
-    STEP = 4
-    HEADING = "Step 5 of 6 - Compile options"
     INTRO = (
         "compile turns the integer model into the file you deploy and writes check_report.txt (which ops "
-        "run in int8), perf.html (latency per batch size) and the graph picture."
+        "run in int8), the perf report and the graph picture."
     )
+
+    def shown(self) -> List[Tuple[str, str]]:
+        """``(section, key)`` of the fields this step shows for the chosen backend."""
+        spec = specs().get(self.values["run"]["backend"])
+        if spec is None:
+            return []
+        keys = [("compile", k) for k in spec.compile_keys]
+        if spec.options is not None:
+            keys += [(spec.name, k) for k in step_fields(spec.name, "compile")]
+        return keys
 
     def compose_form(self) -> Iterable[Widget]:
         if not self.values["compile"]["enabled"]:
@@ -36,17 +41,21 @@ class CompileScreen(WizardStep):
                 Text("compile is off (Stages step): these options apply when it is turned on.", style="yellow"),
                 classes="step-note",
             )
-        if self.values["run"]["backend"] == "horizon":
-            yield Static(Text(HORIZON_INTRO), classes="step-note")
-            for key in ("input_source", "opt", "balance_factor", "input_layout", "output_layout", "advice_us", "jobs"):
-                yield self.field("horizon", key)
-            yield Static(Text(PYRAMID_NOTE, style="dim"), classes="step-note")
-        else:
-            yield self.field("compile", "package")
-            yield self.field("compile", "perf_batch_sizes", placeholder="e.g. 1, 64")
-            yield self.field("compile", "perf_iterations")
-            yield self.field("compile", "graph_format")
+        spec = specs().get(self.values["run"]["backend"])
+        notes = spec.step_notes.get("compile", []) if spec is not None else []
+        if notes:
+            yield Static(Text(notes[0]), classes="step-note")
+        for section, key in self.shown():
+            choices = self.wizard.offered(section, key)
+            options = [(label, value) for value, label in choices.items()] if choices else None
+            yield self.field(section, key, options=options, placeholder=PLACEHOLDERS.get((section, key), ""))
+        for note in notes[1:]:
+            yield Static(Text(note, style="dim"), classes="step-note")
+        if not self.shown():
+            yield Static(Text("the %s backend has no compile options" % self.values["run"]["backend"], style="dim"),
+                         classes="step-note")
 
     def on_mount(self) -> None:
-        first = ("horizon", "input_source") if self.values["run"]["backend"] == "horizon" else ("compile", "package")
-        self.get_field(*first).control.focus()
+        shown = self.shown()
+        if shown:
+            self.get_field(*shown[0]).control.focus()

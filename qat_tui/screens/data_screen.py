@@ -14,6 +14,7 @@ from textual.widgets import Label, Select, Static
 from core.errors import QatError
 from core.settings import PRESET_HELP, PRESETS
 
+from .. import messages as M
 from ..widgets.fields import SettingField
 from .base import WizardStep
 
@@ -77,14 +78,12 @@ def runs_in_progress_text(runs: "list[Any]") -> Text:
 class DataScreen(WizardStep):
     """Preset, data set location and loading, run folder; runs in progress, with ctrl+o to follow one."""
 
-    STEP = 0
-    HEADING = "Step 1 of 6 - Data and run directory"
     BINDINGS = [Binding("ctrl+o", "attach_running", "Attach run", show=False)]
 
     running_runs: "list[Any]" = []
 
     def compose_form(self) -> Iterable[Widget]:
-        app: Any = self.app
+        app = self.wizard
         yield Static("", id="runs-in-progress")
         options = [(name, name) for name in PRESETS]
         if app.preset_name not in PRESETS:
@@ -133,11 +132,7 @@ class DataScreen(WizardStep):
         if not self.running_runs:
             self.notify("no run is in progress (qat-tui status lists the others)", severity="warning")
             return
-        from .run_screen import RunScreen
-
-        app: Any = self.app
-        run_dir = self.running_runs[0].run_dir
-        app.push_screen(RunScreen(app.attach_settings(run_dir), attach=run_dir))
+        self.post_message(M.AttachRun(self.running_runs[0].run_dir))
 
     # --------------------------------------------------------------------------------- checks
     def _data_inputs(self) -> "tuple[str, str, bool]":
@@ -183,7 +178,7 @@ class DataScreen(WizardStep):
 
     @on(Select.Changed, "#preset")
     def _preset_changed(self, event: Select.Changed) -> None:
-        app: Any = self.app
+        app = self.wizard
         name = event.value
         if name not in PRESETS or name == app.preset_name:
             return

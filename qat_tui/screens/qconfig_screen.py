@@ -1,14 +1,13 @@
 """Step 4: quantization choices - the calibration observer and the high-precision (unquantized) output."""
 from __future__ import annotations
 
-from typing import Dict, Iterable
+from typing import Dict, Iterable, Optional
 
 from rich.text import Text
 from textual.widget import Widget
 from textual.widgets import Static
 
-from core.settings import field_choices
-
+from ..state import Detection
 from ..widgets.fields import SettingField
 from .base import WizardStep
 
@@ -22,20 +21,19 @@ HIGH_PRECISION_HELP = (
 class QconfigScreen(WizardStep):
     """Calibration observer (with each choice's help) and the high-precision output switch."""
 
-    STEP = 3
-    HEADING = "Step 4 of 6 - Quantization config (qconfig)"
 
     def compose_form(self) -> Iterable[Widget]:
-        yield self.field("qconfig", "calib_observer", label="calib_observer")
+        yield self.field("qconfig", "calib_observer", label="calib_observer",
+                         options=[(name, name) for name in self.observers()])
         yield Static("", id="observer-help", classes="choice-help")
         yield self.field("qconfig", "high_precision_output", label="high_precision_output", help=HIGH_PRECISION_HELP)
 
     def on_mount(self) -> None:
         self.refresh_observer_help()
-        self.app.when_detected(lambda _det: self._offer_backend_observers())  # type: ignore[attr-defined]
+        self.watch(self.app, "detection", self._offer_backend_observers)
         self.get_field("qconfig", "calib_observer").control.focus()
 
-    def _offer_backend_observers(self) -> None:
+    def _offer_backend_observers(self, _det: Optional[Detection]) -> None:
         if not self.is_attached:
             return
         obs = self.observers()
@@ -44,13 +42,9 @@ class QconfigScreen(WizardStep):
         self.refresh_observer_help()
 
     def observers(self) -> Dict[str, str]:
-        """The calibration observers of the chosen backend (all known ones until detection is done)."""
-        det = getattr(self.app, "detection", None)
-        backend = self.values["run"]["backend"]
-        march = self.values.get("horizon", {}).get("march")
-        if det is not None and det.observers(backend, march):
-            return det.observers(backend, march)
-        return {c: "" for c in field_choices("qconfig", "calib_observer") or []}
+        """The calibration observers the chosen backend offers for the current values (its spec's
+        choices: they may depend on other settings, e.g. a target chip's compiler generation)."""
+        return self.wizard.offered("qconfig", "calib_observer") or {self.values["qconfig"]["calib_observer"]: ""}
 
     def refresh_observer_help(self) -> None:
         if not self.is_attached:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -15,17 +15,11 @@ from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
 
 from core.settings import SETTINGS_FILENAME, STAGES, Settings
 
+from core import stage_table as T
 from core.record import RunRecord
 
 from .base import breadcrumb
 
-STAGE_LABEL = {
-    "float": "float",
-    "calib": "calib (fake quant)",
-    "qat": "qat (fake quant)",
-    "int_infer": "int_infer (integer)",
-    "compile": "compile (deployable)",
-}
 
 
 def load_check(record: RunRecord) -> Optional[Dict[str, Any]]:
@@ -86,17 +80,13 @@ def accuracy_rows(record: RunRecord, settings: Settings) -> List[List[str]]:
         else:
             drop = "-"
         rows.append([
-            STAGE_LABEL[stage],
+            T.stage(stage).label,
             "-" if top1 is None else "%.2f" % top1,
             "-" if not isinstance(top5, (int, float)) else "%.2f" % top5,
             drop,
             note,
         ])
     return rows
-
-
-def _ms(v: Any) -> str:
-    return "-" if not isinstance(v, (int, float)) else "%.1f" % v
 
 
 class ResultsScreen(Screen):
@@ -168,14 +158,9 @@ class ResultsScreen(Screen):
             t.append("model check: ", style="bold")
             t.append("PASS" if passed else "FAIL", style="bold green" if passed else "bold red")
             t.append("  %s (tab 3)\n" % _strip_verdict(self.check_data.get("summary", "")))
-        lat = self._latency_line()
-        if lat:
-            t.append("latency (CPU): ", style="bold")
-            t.append(lat + "\n")
-        bpu = self._bpu_perf_line()
-        if bpu:
-            t.append("BPU estimate (hbdk perf): ", style="bold")
-            t.append(bpu + "\n")
+        for label, line in self._perf_lines():
+            t.append(label + ": ", style="bold")
+            t.append(line + "\n")
         t.append("run folder: ", style="bold")
         t.append(run_dir + "\n")
         t.append("rerun headless: ", style="bold")
@@ -214,27 +199,16 @@ class ResultsScreen(Screen):
                 self._show_check(0)
         acc.focus()
 
-    def _latency_line(self) -> str:
-        m = self.record.metrics.get("compile", {})
-        parts = []
-        for bs in self.settings.compile.perf_batch_sizes:
-            f, i = m.get("latency_ms_fp32_bs%d" % bs), m.get("latency_ms_int8_bs%d" % bs)
-            if f is not None or i is not None:
-                parts.append("batch %d: fp32 %s, int8 %s ms" % (bs, _ms(f), _ms(i)))
-        return "; ".join(parts)
+    def _perf_lines(self) -> List[Tuple[str, str]]:
+        """What the run's backend says about the compile stage's perf metrics (its spec's result_lines)."""
+        from core.backends import get_spec
+        from core.errors import BackendError
 
-    def _bpu_perf_line(self) -> str:
-        m = self.record.metrics.get("compile", {})
-        parts = []
-        if m.get("fps") is not None:
-            parts.append("FPS %s" % m["fps"])
-        if m.get("latency_us") is not None:
-            parts.append("latency %s us" % m["latency_us"])
-        if m.get("ddr_mb_per_frame") is not None:
-            parts.append("DDR %s MB/frame" % m["ddr_mb_per_frame"])
-        if m.get("march"):
-            parts.append("march %s" % m["march"])
-        return ", ".join(parts)
+        try:
+            spec = get_spec(self.settings.run.backend)
+        except BackendError:  # a run of a backend not installed here: its metrics stay in the record
+            return []
+        return spec.result_lines(self.record.metrics.get("compile", {}), self.settings)
 
     def action_raw_check(self) -> None:
         """Show check_report.txt as the toolchain printed it."""

@@ -12,6 +12,7 @@ from textual.widgets import Static, TextArea
 from core.errors import QatError
 from core.settings import SETTINGS_FILENAME, Settings, dumps, save
 
+from .. import messages as M
 from .base import WizardStep
 
 ACTION_STYLE = {"run": "bold green", "skip": "cyan", "off": "dim"}
@@ -21,8 +22,6 @@ class ReviewScreen(WizardStep):
     """Shows what will run and the settings file; ``ctrl+r`` (or Next) starts the run, ``x`` exports the
     settings as a standalone script."""
 
-    STEP = 5
-    HEADING = "Step 6 of 6 - Review"
     NEXT_LABEL = "Run >"
 
     BINDINGS = [
@@ -48,10 +47,9 @@ class ReviewScreen(WizardStep):
     def refresh_review(self) -> None:
         from core.pipeline import Pipeline
 
-        app: Any = self.app
         plan = self.query_one("#plan", Static)
         try:
-            self.settings = app.current_settings()
+            self.settings = self.wizard.current_settings()
         except QatError as e:
             self.settings = None
             plan.update(Text("%s\n-> %s" % (e.msg, e.hint or ""), style="red"))
@@ -99,51 +97,53 @@ class ReviewScreen(WizardStep):
 
     def _ready(self) -> bool:
         """Refresh, then refuse (error modal) what cannot run: bad settings or impossible inputs (a run
-        directory another process is writing is refused by ``app.start_run``)."""
-        app: Any = self.app
+        directory another process is writing is refused when the app starts the run)."""
         self.refresh_review()
         if self.settings is None:
             try:
-                app.current_settings()
+                self.wizard.current_settings()
             except QatError as e:
-                app.show_qat_error(e)
+                self.show_error(e)
             return False
         err = self.preflight()
         if err is not None:
-            app.show_qat_error(err)
+            self.show_error(err)
             return False
         return True
 
     def action_run(self) -> None:
         """Start the run in its own process (survives closing the wizard or the SSH session) and follow it."""
         if self._ready() and self.settings is not None:
-            self.app.start_run(self.settings)  # type: ignore[attr-defined]
+            self.post_message(M.StartRun(self.settings))
 
     def action_export(self) -> None:
         """Write the settings as a standalone script (and its TOML) into the run directory."""
         from core.export import export_script
 
-        app: Any = self.app
         self.refresh_review()
         if self.settings is None:
             return
         target = os.path.join(self.settings.run_path(), "qat_%s.py" % self.settings.run.backend)
         try:
             script, toml = export_script(self.settings, target)
-        except (OSError, QatError) as e:
-            app.show_error("Export", "cannot write %s: %s" % (target, e), "choose another run folder (Data step)")
+        except QatError as e:
+            self.show_error(e)
+            return
+        except OSError as e:
+            self.show_error(QatError("cannot write %s: %s" % (target, e), hint="choose another run folder (Data step)",
+                                     title="Export"))
             return
         self.notify("Wrote %s (and %s). Run it: python %s --stage float" % (script, os.path.basename(toml), script), timeout=10)
 
     def action_save(self) -> None:
-        app: Any = self.app
         if self.settings is None:
             return
         path = os.path.join(self.settings.run_path(), SETTINGS_FILENAME)
         try:
             save(self.settings, path)
-        except OSError as e:
-            app.show_error("Settings", "cannot write %s: %s" % (path, e), "choose another run folder (Data step)")
+        except (OSError, QatError) as e:
+            self.show_error(QatError("cannot write %s: %s" % (path, getattr(e, "msg", e)),
+                                     hint="choose another run folder (Data step)", title="Settings"))
             return
         self.notify("Wrote %s. Run it headless: qat-tui run --config %s" % (path, path), timeout=8)
 

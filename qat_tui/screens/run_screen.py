@@ -45,6 +45,7 @@ from core.events import (
 from core.record import RunRecord
 from core.settings import STAGES, Settings
 
+from .. import messages as M
 from .base import breadcrumb
 
 STATUS_MARK = {
@@ -144,8 +145,7 @@ class RunScreen(Screen):
             return Sparkline([], id="chart-plot")
 
     def on_mount(self) -> None:
-        self.app.run_screen = self  # type: ignore[attr-defined]
-        self.app._quit_armed = False  # type: ignore[attr-defined]
+        self.post_message(M.RunScreenShown(self))
         table = self.query_one("#epoch-table", DataTable)
         for label, key in (("stage", "stage"), ("epoch", "epoch"), ("loss", "loss"), ("top-1 %", "top1"),
                            ("top-5 %", "top5"), ("lr", "lr"), ("best", "best"), ("time s", "time")):
@@ -277,7 +277,7 @@ class RunScreen(Screen):
         panel.update(t)
         panel.display = True
         self.log_line("%s failed: %s: %s" % (e.stage, e.title, e.message), "error")
-        self.app.show_error(e.title, "%s failed: %s" % (e.stage, e.message), e.hint)  # type: ignore[attr-defined]
+        self.post_message(M.ShowError(e.title, "%s failed: %s" % (e.stage, e.message), e.hint))
 
     def _on_BatchProgress(self, e: BatchProgress) -> None:
         self.last_progress = e

@@ -9,28 +9,18 @@ from rich.text import Text
 from textual.widget import Widget
 from textual.widgets import Static
 
+from core import stage_table as T
 from core.errors import QatError
 from core.settings import STAGES, Settings, validate
-from core.stages import STAGE_SUMMARY, stage_inputs
 
 from ..widgets.fields import SettingField
 from .base import WizardStep
 
-STAGE_OUTPUT = {
-    "float": "float-checkpoint.ckpt",
-    "calib": "calib-checkpoint.ckpt",
-    "qat": "qat-checkpoint.ckpt",
-    "int_infer": "the integer model (int_model.*)",
-    "compile": "the deployable model + check, perf and graph reports",
-}
-
-STAGE_PARAMS = {
-    "float": ["epochs", "lr"],
-    "calib": ["num_images"],
-    "qat": ["epochs", "lr", "bn_stats"],
-    "int_infer": [],
-    "compile": [],
-}
+def _writes(stage: str) -> str:
+    out = T.stage(stage).output
+    if out == T.INT_MODEL:
+        return "the integer model (int_model.*)"
+    return out or "the deployable model + check, perf and graph reports"
 
 
 def stage_flow(settings: Settings) -> List[Tuple[str, str, Optional[QatError]]]:
@@ -48,14 +38,14 @@ def stage_flow(settings: Settings) -> List[Tuple[str, str, Optional[QatError]]]:
             out.append((stage, "off: not run (files it wrote before stay as they are)", None))
             continue
         try:
-            inputs = stage_inputs(settings, stage)
+            inputs = T.inputs(settings, stage)
         except QatError as e:
             out.append((stage, "cannot run: %s" % e.msg, e))
             continue
         if not inputs:
             src = settings.model.pretrained
             loads = "loads %s" % (src if src else "nothing (MobileNetV2 from scratch)")
-            out.append((stage, "%s -> writes %s" % (loads, STAGE_OUTPUT[stage]), None))
+            out.append((stage, "%s -> writes %s" % (loads, _writes(stage)), None))
             continue
         parts = []
         err: Optional[QatError] = None
@@ -71,22 +61,20 @@ def stage_flow(settings: Settings) -> List[Tuple[str, str, Optional[QatError]]]:
                     check_inputs(settings, stage)
                 except QatError as e:
                     err = e
-        out.append((stage, "loads %s -> writes %s" % (", ".join(parts), STAGE_OUTPUT[stage]), err))
+        out.append((stage, "loads %s -> writes %s" % (", ".join(parts), _writes(stage)), err))
     return out
 
 
 class StagesScreen(WizardStep):
     """Turn stages on/off; float/QAT epochs and lr; calibration images; the checkpoint flow."""
 
-    STEP = 2
-    HEADING = "Step 3 of 6 - Stages and epochs"
     INTRO = "Each stage loads the checkpoint of the one before it (shown under it, updated as you switch stages)."
 
     def compose_form(self) -> Iterable[Widget]:
         for stage in STAGES:
-            yield self.field(stage, "enabled", label=stage, help=STAGE_SUMMARY[stage])
+            yield self.field(stage, "enabled", label=stage, help=T.stage(stage).summary)
             yield Static("", id="loads-%s" % stage, classes="stage-loads")
-            for key in STAGE_PARAMS[stage]:
+            for key in T.stage(stage).wizard_keys:
                 yield self.field(stage, key, label="  %s" % key)
 
     def on_mount(self) -> None:
@@ -110,7 +98,7 @@ class StagesScreen(WizardStep):
         flow = stage_flow(s)
         enabled = set(s.enabled_stages())
         for stage in STAGES:
-            for key in STAGE_PARAMS[stage]:
+            for key in T.stage(stage).wizard_keys:
                 self.get_field(stage, key).set_class(stage not in enabled, "-off")
         for stage, line, err in flow:
             w = self.query_one("#loads-%s" % stage, Static)
@@ -134,10 +122,10 @@ class StagesScreen(WizardStep):
         if s is None:
             return None
         if not s.enabled_stages():
-            self.app.show_error("Stages", "no stage is enabled", "turn on at least one stage")  # type: ignore[attr-defined]
+            self.show_error(QatError("no stage is enabled", hint="turn on at least one stage", title="Stages"))
             return "Turn on at least one stage."
         for stage, _line, err in self.refresh_flow():
             if err is not None:
-                self.app.show_qat_error(err)  # type: ignore[attr-defined]
+                self.show_error(err)
                 return "%s cannot run with these stages." % stage
         return None

@@ -1,4 +1,5 @@
-"""One settings field: a label and an input on one row, its one line of help, and an inline error.
+"""One settings field (core or a backend's section): a label and an input on one row, its one line of
+help, and an inline error.
 
 The kind of input follows the pydantic field's type: a checkbox for booleans, a select for ``Literal``
 choices, a text input otherwise (numbers and lists are typed as text and parsed by pydantic, so
@@ -19,7 +20,7 @@ from textual.message import Message
 from textual.widgets import Checkbox, Input, Label, Select, Static
 
 from core.errors import SettingsError
-from core.settings import Settings, field_choices, field_help, validate
+from core.settings import field_choices, field_help, section_model, validate
 
 BOOL, CHOICE, TEXT, OPT_TEXT, INT, OPT_INT, FLOAT, INT_LIST = (
     "bool", "choice", "text", "opt_text", "int", "opt_int", "float", "int_list",
@@ -28,8 +29,7 @@ BOOL, CHOICE, TEXT, OPT_TEXT, INT, OPT_INT, FLOAT, INT_LIST = (
 
 def field_kind(section: str, key: str) -> str:
     """The input kind for ``[section] key``, from its pydantic annotation."""
-    model = type(getattr(Settings(), section))
-    ann = model.model_fields[key].annotation
+    ann = section_model(section).model_fields[key].annotation
     if field_choices(section, key) is not None:
         return CHOICE
     optional = False
@@ -55,7 +55,7 @@ def field_error(section: str, key: str, raw: Any) -> Tuple[Optional[str], Any]:
     key, the value and what is allowed.
     """
     try:
-        s = validate({section: {key: raw}}, source="invalid value")
+        s = validate({section: {key: raw}}, source="invalid value", backend_offers=False)
     except SettingsError as e:
         return e.msg, None
     return None, getattr(getattr(s, section), key)
@@ -68,6 +68,17 @@ def display_value(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return ", ".join(str(v) for v in value)
     return str(value)
+
+
+def step_fields(section: str, step: str) -> List[str]:
+    """Keys of a backend's section whose field says it is shown on wizard step ``step``
+    (``json_schema_extra={"step": ...}``), in declaration order."""
+    out = []
+    for key, f in section_model(section).model_fields.items():
+        extra = f.json_schema_extra if isinstance(f.json_schema_extra, dict) else {}
+        if extra.get("step") == step:
+            out.append(key)
+    return out
 
 
 class SettingField(Vertical):

@@ -23,24 +23,16 @@ from __future__ import annotations
 import contextlib
 import copy
 import os
-import platform
 import re
-import shutil
-import statistics
-import subprocess
 import tempfile
 import time
-import zipfile
-from collections import Counter
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
-from ..errors import BackendError, CheckpointError
-from ..io import atomic_write_json, atomic_write_text, file_size, human_size
-from .base import (
+from ...errors import BackendError, CheckpointError
+from ...io import atomic_write_json, atomic_write_text, file_size, human_size
+from ..base import (
     Artifact,
     BackendInfo,
-    CheckItem,
-    CheckReport,
     CompileResult,
     FakeQuantState,
     Log,
@@ -49,6 +41,9 @@ from .base import (
     damaged_int_model,
     no_phase,
 )
+from .check import _op_name, _output_producer, add_lowering_items, analyze_converted_graph, package_kernels
+from .graph import write_graph_picture
+from .perf import measure_perf, render_perf_html
 
 INT_MODEL_NAME = "int_model.pt2"
 
@@ -60,11 +55,7 @@ CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 """Per-channel mean/std of the CIFAR-10 training images in [0, 1], the values commonly used with
 torchvision's CIFAR10 (computed over the 50,000 training images)."""
 
-CALIB_OBSERVERS = {
-    "min_max": "MinMaxObserver: the full range seen over all calibration batches.",
-    "moving_average_min_max": "MovingAverageMinMaxObserver: range averaged over batches (factor 0.01).",
-    "mse": "HistogramObserver: searches the clipping range that minimises the L2 quantization error.",
-}
+from . import CALIB_OBSERVERS  # noqa: E402  (the spec owns the choices it offers)
 
 
 def _quiet_torchao_import() -> None:
@@ -119,7 +110,7 @@ class TorchPt2eBackend(QuantBackend):
             return BackendInfo(
                 cls.name,
                 False,
-                "torch %s is too old for torch.export-based QAT (needs 2.5 or newer); use the horizon backend"
+                "torch %s is too old for torch.export-based QAT (needs 2.5 or newer); use a backend made for this torch"
                 % torch.__version__,
                 versions,
             )
@@ -381,7 +372,7 @@ class TorchPt2eBackend(QuantBackend):
         import torch
         import torch.ao.quantization.fx._decomposed  # noqa: F401  registers the quantized_decomposed ops
 
-        from ..safe_load import UnsafeFileError, check_pt2_archive
+        from ...safe_load import UnsafeFileError, check_pt2_archive
 
         try:
             check_pt2_archive(path)
@@ -440,7 +431,7 @@ class TorchPt2eBackend(QuantBackend):
                         os.unlink(tmp)
             log("model.pt2 written in %.0f s (%s)" % (time.time() - t0, human_size(file_size(package_path))))
             kernels = package_kernels(package_path)
-            _add_lowering_items(check, kernels)
+            add_lowering_items(check, kernels)
             runner = self.load_deployable(package_path)
             with torch.no_grad():
                 ref = int_model(*example)
@@ -543,66 +534,6 @@ def _drop_unused_attributes(gm: Any) -> Any:
     gm.recompile()
     return gm
 
-_QDQ_OPS = {
-    "quantize_per_tensor",
-    "dequantize_per_tensor",
-    "quantize_per_channel",
-    "dequantize_per_channel",
-    "quantize_affine",
-    "dequantize_affine",
-}
-_COMPUTE_OPS = {
-    "conv2d", "conv1d", "conv3d", "linear", "addmm", "mm", "matmul", "bmm",
-    "add", "add_", "mul", "mul_", "cat", "adaptive_avg_pool2d", "avg_pool2d", "max_pool2d", "mean",
-}
-_ACTIVATIONS = {"relu", "relu_", "hardtanh", "hardtanh_", "relu6", "hardswish", "hardswish_", "silu", "gelu"}
-_NOOPS = {
-    "dropout": "identity in eval mode",
-    "flatten": "reshape only, no arithmetic",
-    "view": "reshape only, no arithmetic",
-    "reshape": "reshape only, no arithmetic",
-    "clone": "copy only",
-    "contiguous": "layout only",
-    "_assert_tensor_metadata": "shape guard",
-}
-
-
-def _op_name(node: Any) -> str:
-    target = getattr(node, "target", None)
-    name = getattr(target, "__name__", str(target))
-    # aten ops print as "conv2d.default"; python ops as their name
-    return name.split(".")[0]
-
-
-def _is_qdq(node: Any) -> bool:
-    return node.op == "call_function" and _op_name(node) in _QDQ_OPS
-
-
-def _is_dq(node: Any) -> bool:
-    return _is_qdq(node) and _op_name(node).startswith("dequantize")
-
-
-def _is_q(node: Any) -> bool:
-    return _is_qdq(node) and _op_name(node).startswith("quantize")
-
-
-def _module_path(node: Any) -> str:
-    stack = node.meta.get("nn_module_stack") or {}
-    if not stack:
-        return ""
-    path = list(stack.values())[-1][0]
-    return str(path).replace("L['self'].", "").replace("L__self___", "")
-
-
-def _output_producer(gm: Any) -> Any:
-    for node in gm.graph.nodes:
-        if node.op == "output":
-            out = node.args[0]
-            while isinstance(out, (tuple, list)) and out:
-                out = out[0]
-            return out if hasattr(out, "op") else None
-    return None
-
 
 def _fake_quants(model: Any) -> List[Tuple[str, Any]]:
     from torchao.quantization.pt2e import FakeQuantizeBase
@@ -610,427 +541,6 @@ def _fake_quants(model: Any) -> List[Tuple[str, Any]]:
     return [(n, m) for n, m in model.named_modules() if isinstance(m, FakeQuantizeBase)]
 
 
-def _tensor_inputs(node: Any) -> List[Any]:
-    return [a for a in node.args if hasattr(a, "op")]
-
-
-_BINARY = {"add", "add_"}
-
-
-def _output_quantized(node: Any) -> bool:
-    """True when the op's result reaches a quantize node directly, or through the activation or the
-    residual add that the x86 lowering fuses into it (conv + add + ReLU -> one int8 kernel)."""
-    users = list(node.users)
-    if not users:
-        return False
-    if all(_is_q(u) for u in users):
-        return True
-    if len(users) == 1 and _op_name(users[0]) in _ACTIVATIONS | _BINARY:
-        return _output_quantized(users[0])
-    return False
-
-
-def analyze_converted_graph(gm: Any) -> CheckReport:
-    """Model check of a ``convert_pt2e`` graph: for every op, whether it computes on int8 data.
-
-    An op counts as int8 when its tensor inputs come from ``dequantize`` nodes (the x86 lowering fuses
-    dequantize-op-quantize into one int8 kernel); an activation directly after such an op is fused
-    into it. Returns a :class:`CheckReport` whose items give each op's status, reason and a suggestion.
-    """
-    items: List[CheckItem] = []
-    out_node = _output_producer(gm)
-    for node in gm.graph.nodes:
-        if node.op != "call_function" or _is_qdq(node):
-            continue
-        op = _op_name(node)
-        module = _module_path(node)
-        inputs = _tensor_inputs(node)
-        in_q = bool(inputs) and any(_is_dq(a) for a in inputs)
-        if op in _NOOPS:
-            if op != "_assert_tensor_metadata":
-                items.append(CheckItem(op, node.name, module, "no-op", _NOOPS[op], "nothing to do"))
-            continue
-        if op in _ACTIVATIONS:
-            producer = inputs[0] if inputs else None
-            if producer is not None and _op_name(producer) in _COMPUTE_OPS and any(
-                _is_dq(a) for a in _tensor_inputs(producer)
-            ):
-                items.append(
-                    CheckItem(op, node.name, module, "int8", "fused into the preceding %s" % _op_name(producer), "none")
-                )
-                continue
-        out_q = _output_quantized(node)
-        if in_q and out_q:
-            users = list(node.users)
-            fused = len(users) == 1 and not _is_q(users[0])
-            reason = "int8 inputs and output" + (", fused with the following %s" % _op_name(users[0]) if fused else "")
-            items.append(CheckItem(op, node.name, module, "int8", reason, "none"))
-        elif in_q:
-            if node is out_node:
-                items.append(
-                    CheckItem(
-                        op,
-                        node.name,
-                        module,
-                        "int8-in/float-out",
-                        "model output kept in float: high-precision output (Horizon: 32-bit out)",
-                        "intended; set [qconfig] high_precision_output = false for an 8-bit output",
-                    )
-                )
-            else:
-                items.append(
-                    CheckItem(
-                        op,
-                        node.name,
-                        module,
-                        "int8-in/float-out",
-                        "output is not re-quantized (the next op takes float)",
-                        "fine when the next op is a no-op; else check that op's entry",
-                    )
-                )
-        else:
-            items.append(
-                CheckItem(
-                    op,
-                    node.name,
-                    module,
-                    "float",
-                    "inputs are not quantized: X86InductorQuantizer has no int8 recipe for aten.%s here" % op,
-                    "runs in fp32; replace it with a supported op (conv, linear, add, pooling, ReLU/ReLU6) "
-                    "or keep it if its cost is small",
-                )
-            )
-    counts = Counter(i.status for i in items)
-    heavy_float = [i for i in items if i.status == "float" and i.op in ("conv2d", "linear", "addmm", "mm", "matmul", "bmm")]
-    passed = not heavy_float
-    n_heavy = sum(1 for i in items if i.op in ("conv2d", "linear", "addmm", "mm", "matmul", "bmm"))
-    summary = "%s: %d of %d conv/linear ops take int8 inputs; %d ops int8, %d int8-in/float-out, %d float, %d no-op" % (
-        "PASS" if passed else "FAIL",
-        n_heavy - len(heavy_float),
-        n_heavy,
-        counts.get("int8", 0),
-        counts.get("int8-in/float-out", 0),
-        counts.get("float", 0),
-        counts.get("no-op", 0),
-    )
-    report = CheckReport(passed=passed, summary=summary, items=items)
-    report.text = render_check_text(report)
-    return report
-
-
-def render_check_text(report: CheckReport) -> str:
-    lines = [
-        "qat-tui model check (torch backend: torchao pt2e, X86InductorQuantizer)",
-        report.summary,
-        "",
-        "%-18s %-28s %-30s %s" % ("status", "op (node)", "module", "reason / suggestion"),
-    ]
-    for i in report.items:
-        if i.status == "int8" and i.suggestion == "none":
-            continue
-        lines.append("%-18s %-28s %-30s %s" % (i.status, "%s (%s)" % (i.op, i.node), i.module or "-", i.reason))
-        if i.suggestion and i.suggestion != "none":
-            lines.append("%-18s %-28s %-30s -> %s" % ("", "", "", i.suggestion))
-    lines.append("")
-    lines.append("This model is supported!" if report.passed else "Some conv/linear ops stay in float.")
-    lines.append("model check %s" % ("PASS" if report.passed else "FAIL"))
-    return "\n".join(lines) + "\n"
-
-
-def package_kernels(path: str) -> Dict[str, int]:
-    """Count the kernels an AOTInductor package calls, from its generated C++ wrapper.
-
-    Returns counts for ``int8_conv`` (oneDNN qconv), ``int8_linear`` (qlinear), ``fp32_conv`` and
-    ``fp32_matmul`` (aten convolution / addmm / mm fallbacks).
-    """
-    counts = {"int8_conv": 0, "int8_linear": 0, "fp32_conv": 0, "fp32_matmul": 0}
-    try:
-        with zipfile.ZipFile(path) as z:
-            wrappers = [n for n in z.namelist() if n.endswith("wrapper.cpp")]
-            text = "".join(z.read(n).decode("utf-8", "replace") for n in wrappers)
-    except (OSError, zipfile.BadZipFile):
-        return counts
-    counts["int8_conv"] = len(re.findall(r"aoti_torch_cpu__qconv\w*\(", text))
-    counts["int8_linear"] = len(re.findall(r"aoti_torch_cpu__qlinear\w*\(", text))
-    counts["fp32_conv"] = len(re.findall(r"aoti_torch_cpu_convolution\w*\(", text))
-    counts["fp32_matmul"] = len(re.findall(r"aoti_torch_cpu_(?:addmm|mm|bmm)\w*\(", text))
-    return counts
-
-
-def _add_lowering_items(check: CheckReport, kernels: Dict[str, int]) -> None:
-    line = "package kernels: %d int8 conv, %d int8 linear, %d fp32 conv, %d fp32 matmul" % (
-        kernels["int8_conv"],
-        kernels["int8_linear"],
-        kernels["fp32_conv"],
-        kernels["fp32_matmul"],
-    )
-    if kernels["fp32_conv"]:
-        check.items.append(
-            CheckItem(
-                "convolution",
-                "(package)",
-                "",
-                "float",
-                "%d convolutions were not lowered to int8 kernels by Inductor" % kernels["fp32_conv"],
-                "check that torch and torchao versions match (freezing patterns come from torchao)",
-            )
-        )
-        check.passed = False
-        check.summary = check.summary.replace("PASS", "FAIL", 1)
-    if kernels["fp32_matmul"]:
-        check.items.append(
-            CheckItem(
-                "linear",
-                "(package)",
-                "",
-                "int8-in/float-out" if not kernels["fp32_conv"] else "float",
-                "%d matmuls run as fp32 kernels (dequantized weights): Inductor fuses int8 linear only when its "
-                "output is re-quantized or its input is 2-D int8" % kernels["fp32_matmul"],
-                "small for a classifier; set [qconfig] high_precision_output = false to try an int8 linear",
-            )
-        )
-    check.summary += "; " + line
-    check.text = render_check_text(check)
-
-
-# ================================================================================== performance
-
-def _latency_ms(fn: Callable, x: Any, iters: int) -> float:
-    import torch
-
-    with torch.no_grad():
-        for _ in range(3):
-            fn(x)
-        times = []
-        for _ in range(iters):
-            t0 = time.perf_counter()
-            fn(x)
-            times.append((time.perf_counter() - t0) * 1000.0)
-    return float(statistics.median(times))
-
-
-def count_flops(model: Any, x: Any) -> Optional[int]:
-    """FLOPs of one forward pass (2 x multiply-accumulates of conv/linear/matmul), via
-    ``torch.utils.flop_counter.FlopCounterMode`` (torch >= 2.1); None where unavailable."""
-    import torch
-
-    try:
-        from torch.utils.flop_counter import FlopCounterMode
-    except ImportError:
-        return None
-    counter = FlopCounterMode(display=False)
-    with torch.no_grad(), counter:
-        model(x)
-    return int(counter.get_total_flops())
-
-
-def measure_perf(
-    float_model: Any,
-    quantized: Callable,
-    quantized_label: str,
-    image_shape: Any,
-    batch_sizes: List[int],
-    iterations: int,
-) -> Dict[str, Any]:
-    """Median latency (ms) per batch size of the fp32 eager model and the quantized model, CPU.
-
-    Returns a JSON-ready dict: ``rows`` (one per model and batch size: latency_ms, images_per_s),
-    ``speedup`` per batch size, ``params``, ``flops_per_image``, and the machine/threads used.
-    """
-    import torch
-
-    float_model = float_model.cpu().eval()
-    rows = []
-    speedup = {}
-    for bs in batch_sizes:
-        x = torch.randn((bs,) + tuple(image_shape))
-        f_ms = _latency_ms(float_model, x, iterations)
-        q_ms = _latency_ms(quantized, x, iterations)
-        rows.append({"model": "fp32 float model (eager)", "batch": bs, "latency_ms": f_ms, "images_per_s": bs * 1000.0 / f_ms})
-        rows.append({"model": quantized_label, "batch": bs, "latency_ms": q_ms, "images_per_s": bs * 1000.0 / q_ms})
-        speedup[str(bs)] = f_ms / q_ms if q_ms > 0 else None
-    x1 = torch.randn((1,) + tuple(image_shape))
-    return {
-        "rows": rows,
-        "speedup": speedup,
-        "params": int(sum(p.numel() for p in float_model.parameters())),
-        "flops_per_image": count_flops(float_model, x1),
-        "iterations": iterations,
-        "threads": torch.get_num_threads(),
-        "machine": "%s, %s, %d cores" % (platform.machine(), platform.processor() or platform.system(), os.cpu_count() or 1),
-        "torch": torch.__version__,
-        "measured_at": time.strftime("%Y-%m-%d %H:%M:%S"),
-    }
-
-
-def render_perf_html(perf: Dict[str, Any]) -> str:
-    """A self-contained HTML page of the perf figures (no scripts, no external files)."""
-    import html
-
-    def esc(v: Any) -> str:
-        return html.escape(str(v))
-
-    rows = "".join(
-        "<tr><td>%s</td><td>%d</td><td>%.2f</td><td>%.0f</td></tr>"
-        % (esc(r["model"]), r["batch"], r["latency_ms"], r["images_per_s"])
-        for r in perf.get("rows", [])
-    )
-    speed = "".join(
-        "<tr><td>%s</td><td>%s</td></tr>" % (esc(bs), "%.2fx" % s if s else "-") for bs, s in perf.get("speedup", {}).items()
-    )
-    sizes = "".join(
-        "<tr><td>%s</td><td>%s</td><td>%d</td></tr>" % (esc(k), esc(human_size(v)), v)
-        for k, v in perf.get("sizes", {}).items()
-    )
-    flops = perf.get("flops_per_image")
-    kernels = perf.get("kernels") or {}
-    kern = "".join("<tr><td>%s</td><td>%d</td></tr>" % (esc(k), v) for k, v in kernels.items())
-    return """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>qat-tui perf report</title>
-<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin-bottom:1.5em}
-td,th{border:1px solid #999;padding:4px 10px;text-align:right}th{background:#eee}td:first-child{text-align:left}</style>
-</head><body>
-<h1>Perf report</h1>
-<p>Median of %(iters)d timed runs after 3 warm-up runs, CPU, %(threads)d threads, %(machine)s, torch %(torch)s,
-measured %(when)s.</p>
-<h2>Latency</h2>
-<table><tr><th>model</th><th>batch</th><th>latency (ms)</th><th>images/s</th></tr>%(rows)s</table>
-<h2>Speed-up of the quantized model over fp32</h2>
-<table><tr><th>batch</th><th>speed-up</th></tr>%(speed)s</table>
-<h2>Model</h2>
-<table><tr><th>figure</th><th>value</th></tr>
-<tr><td>parameters</td><td>%(params)s</td></tr>
-<tr><td>FLOPs per image (2 x MACs, conv/linear)</td><td>%(flops)s</td></tr></table>
-<h2>Kernels in the package</h2>
-<table><tr><th>kind</th><th>count</th></tr>%(kern)s</table>
-<h2>Files</h2>
-<table><tr><th>file</th><th>size</th><th>bytes</th></tr>%(sizes)s</table>
-</body></html>
-""" % {
-        "iters": perf.get("iterations", 0),
-        "threads": perf.get("threads", 0),
-        "machine": esc(perf.get("machine", "")),
-        "torch": esc(perf.get("torch", "")),
-        "when": esc(perf.get("measured_at", "")),
-        "rows": rows,
-        "speed": speed,
-        "params": "{:,}".format(perf.get("params", 0)),
-        "flops": "{:,}".format(flops) if flops is not None else "n/a",
-        "kern": kern or "<tr><td>(no package)</td><td>-</td></tr>",
-        "sizes": sizes,
-    }
-
-
-# ======================================================================================== graph
-
-def _graph_nodes(gm: Any) -> List[Dict[str, Any]]:
-    """Compute nodes of a converted graph with their producers (looking through quantize/dequantize)
-    and whether each input edge carries int8 data."""
-    report = {i.node: i for i in analyze_converted_graph(gm).items}
-    nodes = []
-
-    def producers(arg: Any, quantized: bool = False) -> List[Tuple[str, str]]:
-        if not hasattr(arg, "op"):
-            return []
-        if arg.op == "placeholder":
-            return [(arg.name, "int8" if quantized else "fp32")]
-        if arg.op == "get_attr":
-            return []
-        if _is_qdq(arg):
-            out: List[Tuple[str, str]] = []
-            for a in _tensor_inputs(arg):
-                out += producers(a, True)
-            return out
-        if quantized:
-            return [(arg.name, "int8")]
-        # float data from an op whose output the lowering fuses into this one
-        return [(arg.name, "fused" if _output_quantized(arg) else "fp32")]
-
-    for node in gm.graph.nodes:
-        if node.op == "placeholder":
-            nodes.append({"name": node.name, "op": "input", "module": "", "status": "input", "inputs": []})
-        elif node.op == "call_function" and not _is_qdq(node) and _op_name(node) != "_assert_tensor_metadata":
-            inputs: List[Tuple[str, str]] = []
-            for a in _tensor_inputs(node):
-                inputs += producers(a)
-            item = report.get(node.name)
-            nodes.append(
-                {
-                    "name": node.name,
-                    "op": _op_name(node),
-                    "module": _module_path(node),
-                    "status": item.status if item else "float",
-                    "inputs": inputs,
-                }
-            )
-        elif node.op == "output":
-            inputs = []
-            args = node.args[0] if isinstance(node.args[0], (tuple, list)) else [node.args[0]]
-            for a in args:
-                inputs += producers(a)
-            nodes.append({"name": "output", "op": "output", "module": "", "status": "output", "inputs": inputs})
-    return nodes
-
-
-_COLORS = {
-    "int8": "#b7e1a1",
-    "int8-in/float-out": "#ffe08a",
-    "float": "#f4a6a6",
-    "no-op": "#dddddd",
-    "input": "#9ecae1",
-    "output": "#9ecae1",
-}
-
-
-def graph_dot(gm: Any) -> str:
-    """Graphviz DOT of the converted graph: one box per op (green int8, yellow int8-in/float-out,
-    red float, grey no-op); edges say int8 (quantized data), fused (folded into one int8 kernel with
-    the next op) or fp32."""
-    lines = [
-        "digraph quantized_model {",
-        '  rankdir=TB; node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=10];',
-    ]
-    for n in _graph_nodes(gm):
-        label = "%s\\n%s\\n[%s]" % (n["op"], n["module"] or n["name"], n["status"])
-        lines.append('  "%s" [label="%s", fillcolor="%s"];' % (n["name"], label, _COLORS.get(n["status"], "#ffffff")))
-        for src, kind in n["inputs"]:
-            lines.append('  "%s" -> "%s" [label="%s", fontsize=8];' % (src, n["name"], kind))
-    lines.append("}")
-    return "\n".join(lines) + "\n"
-
-
-def graph_text(gm: Any) -> str:
-    """The converted graph as text: one line per op with its module, status and inputs."""
-    lines = [
-        "Quantized graph (torch backend). One line per op; inputs: int8 = quantized data, fused = folded",
-        "into one int8 kernel with this op by the x86 lowering, fp32 = float data.",
-        "%-24s %-22s %-32s %-18s %s" % ("node", "op", "module", "status", "inputs"),
-    ]
-    for n in _graph_nodes(gm):
-        ins = ", ".join("%s(%s)" % (src, kind) for src, kind in n["inputs"])
-        lines.append("%-24s %-22s %-32s %-18s %s" % (n["name"], n["op"], n["module"] or "-", n["status"], ins))
-    return "\n".join(lines) + "\n"
-
-
-def write_graph_picture(gm: Any, out_dir: str, fmt: str, log: Log) -> Artifact:
-    """Write ``model.svg`` (graphviz ``dot``) or, when ``dot`` is missing or ``fmt == "text"``,
-    ``model_graph.txt``. ``fmt="svg"`` without ``dot`` raises :class:`BackendError`."""
-    dot = shutil.which("dot")
-    if fmt == "svg" and dot is None:
-        raise BackendError(
-            "graph_format = 'svg' needs graphviz's 'dot' program, which is not on PATH",
-            hint="install graphviz (apt-get install graphviz) or set [compile] graph_format = 'auto'",
-        )
-    if fmt != "text" and dot is not None:
-        svg_path = os.path.join(out_dir, "model.svg")
-        proc = subprocess.run([dot, "-Tsvg"], input=graph_dot(gm).encode(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        if proc.returncode == 0:
-            atomic_write_text(svg_path, proc.stdout.decode("utf-8"))
-            return Artifact("model.svg", svg_path, "Picture of the quantized graph (green int8, red float).")
-        log("dot failed (%s); writing the graph as text" % proc.stderr.decode(errors="replace").strip()[:200])
-    txt_path = os.path.join(out_dir, "model_graph.txt")
-    atomic_write_text(txt_path, graph_text(gm))
-    return Artifact("model_graph.txt", txt_path, "The quantized graph as text (graphviz 'dot' not found for SVG).")
-
-
-__all__ = ["TorchPt2eBackend", "analyze_converted_graph", "package_kernels", "measure_perf", "graph_dot", "graph_text"]
+def create(settings: Any = None) -> TorchPt2eBackend:
+    """The spec's factory (``[run] backend = "torch"``): the backend takes no options of its own."""
+    return TorchPt2eBackend()

@@ -1,0 +1,208 @@
+"""What the wizard's screens share, in a leaf module: the step list, the settings being edited, what
+detection found, and the pure helpers around them. Screens import this module (never ``qat_tui.app``);
+the app owns one :class:`WizardState` and hands it down (``app.wizard``), screens send requests up as
+messages (:mod:`qat_tui.messages`), and detection arrives through the app's reactive ``detection``,
+which screens watch (``self.watch(self.app, "detection", callback)``).
+
+Nothing here imports torch or Textual.
+"""
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Tuple
+
+from core.errors import QatError
+from core.settings import PRESETS, Settings, preset, validate
+
+
+@dataclass(frozen=True)
+class Step:
+    """A wizard step: its breadcrumb name, heading and screen (``"module:Class"``, imported when shown)."""
+
+    name: str
+    heading: str
+    screen: str
+
+
+STEPS: Tuple[Step, ...] = (
+    Step("Data", "Data and run directory", "qat_tui.screens.data_screen:DataScreen"),
+    Step("Backend", "Backend and device", "qat_tui.screens.backend_screen:BackendScreen"),
+    Step("Stages", "Stages and epochs", "qat_tui.screens.stages_screen:StagesScreen"),
+    Step("Qconfig", "Quantization config (qconfig)", "qat_tui.screens.qconfig_screen:QconfigScreen"),
+    Step("Compile", "Compile options", "qat_tui.screens.compile_screen:CompileScreen"),
+    Step("Review", "Review", "qat_tui.screens.review_screen:ReviewScreen"),
+)
+"""The wizard's steps in order; breadcrumbs and "Step n of N" headings are derived from it."""
+
+STEP_NAMES = [s.name for s in STEPS]
+
+
+def step_index(screen_path: str) -> int:
+    """The 0-based position of the step whose screen is ``"module:Class"``."""
+    return [s.screen for s in STEPS].index(screen_path)
+
+
+def step_heading(index: int) -> str:
+    """``"Step 2 of 6 - Backend and device"``."""
+    return "Step %d of %d - %s" % (index + 1, len(STEPS), STEPS[index].heading)
+
+
+def screen_class(index: int) -> type:
+    import importlib
+
+    module, _, name = STEPS[index].screen.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+_PRESET_NEUTRAL = {
+    "run": ("run_dir", "device", "backend", "seed", "threads"),
+    "data": ("root", "layout", "download", "num_workers"),
+}
+"""Keys a preset does not set (where the data and run live, which machine): kept when switching."""
+
+
+def _strip_neutral(values: Dict[str, Any]) -> Dict[str, Any]:
+    out = copy.deepcopy(values)
+    for section, keys in _PRESET_NEUTRAL.items():
+        for k in keys:
+            out[section].pop(k, None)
+    return out
+
+
+def detect_preset(settings: Optional[Settings]) -> str:
+    """The preset ``settings`` equal (ignoring locations and device), or ``custom``."""
+    if settings is None:
+        return "sample"
+    mine = _strip_neutral(settings.model_dump())
+    for name in PRESETS:
+        if _strip_neutral(preset(name).model_dump()) == mine:
+            return name
+    return "custom"
+
+
+@dataclass
+class Detection:
+    """What the detection worker found: each backend's :class:`~core.backends.base.BackendInfo`, the
+    devices, and errors met on the way."""
+
+    backends: List[Any] = field(default_factory=list)  # core.backends.base.BackendInfo
+    devices: List[Any] = field(default_factory=list)  # core.devices.DeviceInfo
+    errors: List[str] = field(default_factory=list)
+
+    def device_names(self) -> List[str]:
+        return [d.name for d in self.devices]
+
+    def info(self, backend: str) -> Optional[Any]:
+        for b in self.backends:
+            if b.name == backend:
+                return b
+        return None
+
+    def available(self, backend: str) -> bool:
+        info = self.info(backend)
+        return bool(info is not None and info.available)
+
+
+def backend_choices(values: Dict[str, Dict[str, Any]], detection: Optional[Detection],
+                    backend: Optional[str] = None) -> Dict[Tuple[str, str], Dict[str, str]]:
+    """What a backend (default: the chosen one) offers for the current values (its spec's
+    ``choices``): ``{(section, key): {value: help}}``; empty for a backend that is not registered."""
+    from core.backends import specs
+
+    spec = specs().get(backend or values["run"]["backend"])
+    if spec is None:
+        return {}
+    return spec.choices(values, detection.info(spec.name) if detection is not None else None)
+
+
+def offered(values: Dict[str, Dict[str, Any]], detection: Optional[Detection], section: str,
+            key: str) -> Optional[Dict[str, str]]:
+    """The values offered for ``[section] key`` with their help: a backend's own section asks that
+    backend, a core section the chosen one; None when nothing is offered (a free value)."""
+    from core.backends import specs
+
+    backend = section if section in specs() else None
+    return backend_choices(values, detection, backend).get((section, key))
+
+
+def preferred_available(detection: Detection) -> Optional[str]:
+    """The available backend with the highest ``preferred`` in its spec (the wizard's default when no
+    settings file chose one), or None."""
+    from core.backends import specs
+
+    for name in specs():  # ordered by preference
+        if detection.available(name):
+            return name
+    return None
+
+
+def device_problem(device: str, detection: Optional[Detection]) -> Optional[str]:
+    """Why ``device`` cannot be used here (as :func:`core.devices.resolve_device` would say), or None.
+
+    Without a finished detection nothing is refused (the pipeline checks again when it starts).
+    """
+    if detection is None or not detection.devices:
+        return None
+    names = detection.device_names()
+    spec = device.strip().lower()
+    if spec == "auto" or spec in names or (spec == "cuda" and "cuda:0" in names):
+        return None
+    return "device %r does not exist on this machine -> use one of: %s (or 'auto')" % (spec, ", ".join(names))
+
+
+class WizardState:
+    """The settings being edited (``values``: valid values, the shape of ``Settings.model_dump()``),
+    the preset they came from, and what detection found.
+
+    Args:
+        settings: starting settings (None: the defaults).
+    """
+
+    def __init__(self, settings: Optional[Settings] = None) -> None:
+        self.have_settings = settings is not None
+        start = settings if settings is not None else Settings()
+        self.values: Dict[str, Dict[str, Any]] = start.model_dump()
+        self.preset_name = detect_preset(settings)
+        self.detection: Optional[Detection] = None
+
+    def current_settings(self) -> Settings:
+        """The edited values as validated settings.
+
+        Raises:
+            SettingsError: a value is invalid (names the key and what is allowed).
+        """
+        return validate(copy.deepcopy(self.values), source="settings")
+
+    def attach_settings(self, run_dir: str) -> Settings:
+        """The settings to show an attached run with: the given ones, with its run folder."""
+        values = copy.deepcopy(self.values)
+        values["run"]["run_dir"] = os.path.abspath(run_dir)
+        try:
+            return validate(values)
+        except QatError:
+            return Settings.model_validate({"run": {"run_dir": os.path.abspath(run_dir)}})
+
+    def apply_preset(self, name: str, keep: Dict[str, Dict[str, Any]]) -> None:
+        """Replace the values with preset ``name``'s, keeping the location/device keys (and ``keep``)."""
+        new = preset(name).model_dump()
+        for section, keys in _PRESET_NEUTRAL.items():
+            for k in keys:
+                new[section][k] = self.values[section][k]
+        for section, kv in keep.items():
+            new[section].update(kv)
+        self.values = new
+        self.preset_name = name
+
+    def choices(self) -> Dict[Tuple[str, str], Dict[str, str]]:
+        """:func:`backend_choices` for the current values."""
+        return backend_choices(self.values, self.detection)
+
+    def offered(self, section: str, key: str) -> Optional[Dict[str, str]]:
+        """:func:`offered` for the current values."""
+        return offered(self.values, self.detection, section, key)
+
+
+__all__ = ["STEPS", "STEP_NAMES", "Step", "step_heading", "step_index", "screen_class", "Detection", "WizardState",
+           "backend_choices", "offered", "device_problem", "detect_preset", "preferred_available"]
