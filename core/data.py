@@ -1,4 +1,4 @@
-"""CIFAR-10 in the two layouts users have, as torchvision datasets and data loaders.
+"""The run's images: CIFAR-10 in its two layouts, or any ImageFolder tree, as datasets and loaders.
 
 Layouts (``[data] layout``):
 
@@ -7,12 +7,14 @@ Layouts (``[data] layout``):
   (:class:`CifarBatches`: arrays and lists only, never code). ``root`` may be that folder or its parent.
   Batches rebuilt from images (``../shared/data/make_cifar10.py``) load like the official ones (their
   md5 sums differ; the format and the image shape are checked instead).
-* ``imagefolder``: ``train/`` and ``test/`` (or ``val/``) with one sub-folder per class, read with
-  :class:`torchvision.datasets.ImageFolder`. ``root`` may hold them directly or one level down
-  (``make_cifar10.py DEST`` writes ``DEST/cifar10-jpg/{train,test}``).
+* ``imagefolder``: ``train/`` and ``val/`` (or ``test/``) with one sub-folder per class (the class
+  names), read with :class:`torchvision.datasets.ImageFolder`: images of any size, grayscale/palette/
+  RGBA converted to RGB. ``root`` may hold them directly or one level down (``make_cifar10.py DEST``
+  writes ``DEST/cifar10-jpg/{train,test}``).
 
-Images are 32x32 RGB; tensors given to the model are float32 ``(N, 3, 32, 32)`` normalised by the
-backend's transform; labels are int64 ``(N,)``.
+Tensors given to the model are float32 ``(N, 3, S, S)`` with S = ``[data] image_size`` (transforms in
+:mod:`core.image_transforms`), normalised with ``[data] mean``/``std`` (or a backend's own input
+transform, e.g. Horizon's centred YUV); labels are int64 ``(N,)``.
 """
 from __future__ import annotations
 
@@ -21,19 +23,16 @@ from dataclasses import dataclass
 from typing import Any, Callable, List, Optional, Tuple
 
 from .errors import DataError
-
-CIFAR10_CLASSES = [
-    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
-]
+from .image_transforms import CIFAR10_CLASSES, build_transform, resolve_mean_std
 
 LAYOUT_HELP = (
     "Expected one of two layouts under the data folder:\n"
     "  cifar-python: <root>/cifar-10-batches-py/{data_batch_1..5,test_batch,batches.meta} (torchvision's CIFAR10)\n"
-    "  imagefolder:  <root>/train/<class>/*.png|jpg and <root>/test/<class>/... (or val/ instead of test/)"
+    "  imagefolder:  <root>/train/<class>/*.png|jpg and <root>/val/<class>/... (or test/ instead of val/)"
 )
 MISSING_HINT = (
-    "put CIFAR-10 there in either layout (python ../shared/data/make_cifar10.py DEST builds both), "
-    "or pass --download (or set [data] download = true) to fetch it with torchvision on a machine that is online"
+    "put your images there as train/<class>/ and val/<class>/ folders, or CIFAR-10 in either layout "
+    "(python ../shared/data/make_cifar10.py DEST builds both; --download fetches CIFAR-10 on a machine that is online)"
 )
 
 _CIFAR_FILES = ["data_batch_%d" % i for i in range(1, 6)] + ["test_batch", "batches.meta"]
@@ -101,7 +100,7 @@ def detect_layout(root: str, layout: str = "auto") -> DataLayout:
     wanted = "either layout" if layout == "auto" else "the %s layout" % layout
     present = sorted(os.listdir(root))[:8]
     raise DataError(
-        "no CIFAR-10 data in %s found in %s (it holds: %s).\n%s"
+        "no data in %s found in %s (it holds: %s).\n%s"
         % (wanted, root, ", ".join(present) if present else "nothing", LAYOUT_HELP),
         hint=MISSING_HINT,
     )
@@ -187,7 +186,8 @@ class BadImageError(DataError):
             lines = [ln for ln in msg.strip().splitlines() if "BadImageError: " in ln]
             if lines:
                 msg = lines[-1].split("BadImageError: ", 1)[1]
-        super().__init__(msg, hint or "replace or delete that file (a truncated download or a copy cut short)", title)
+        super().__init__(msg, hint or "replace or delete that file (a truncated download or a copy cut short), or set "
+                         "[data] skip_bad_images = true to leave unreadable images out", title)
 
 
 def load_image(path: str) -> Any:
@@ -235,16 +235,6 @@ def _download(root: str, warn: Callable[[str], None]) -> None:
         ) from None
 
 
-def _transforms(train: bool, augment: str, normalize: Callable) -> Any:
-    import torchvision.transforms as T
-
-    ops: List[Any] = []
-    if train and augment == "crop_flip":
-        ops += [T.RandomCrop(32, padding=4), T.RandomHorizontalFlip()]
-    ops += [T.ToTensor(), normalize]
-    return T.Compose(ops)
-
-
 def _subset(ds: Any, n: Optional[int], seed: int, salt: int) -> Any:
     """A seeded random subset of ``n`` items (all when n is None or >= len)."""
     import torch
@@ -255,6 +245,43 @@ def _subset(ds: Any, n: Optional[int], seed: int, salt: int) -> Any:
     g = torch.Generator().manual_seed(seed * 1000003 + salt)
     idx = torch.randperm(len(ds), generator=g)[:n].tolist()
     return Subset(ds, idx)
+
+
+def class_names(root: str, layout: str = "auto") -> List[str]:
+    """The class names of the data under ``root`` without reading images: CIFAR-10's ten for the
+    cifar-python layout, the sub-folders of ``train/`` for an ImageFolder tree (sorted, as
+    ImageFolder numbers them).
+
+    Raises:
+        DataError: as :func:`detect_layout`; no class folders in ``train/``.
+    """
+    found = detect_layout(root, layout)
+    if found.layout == "cifar-python":
+        return list(CIFAR10_CLASSES)
+    train = os.path.join(found.root, "train")
+    names = sorted(e.name for e in os.scandir(train) if e.is_dir())
+    if not names:
+        raise DataError("%s has no class folders" % train, hint="put each class's images in train/<class name>/")
+    return names
+
+
+def _scan_bad_images(ds: Any, warn: Callable[[str], None], split: str) -> None:
+    """Drop the images of an ImageFolder that PIL cannot decode (``[data] skip_bad_images``); say how many."""
+    from PIL import Image
+
+    good, bad = [], []
+    for path, label in ds.samples:
+        try:
+            with Image.open(path) as img:
+                img.load()
+            good.append((path, label))
+        except Exception:
+            bad.append(path)
+    if bad:
+        ds.samples = ds.imgs = good
+        ds.targets = [label for _p, label in good]
+        warn("skipped %d unreadable image(s) of %s/ ([data] skip_bad_images): %s%s" % (
+            len(bad), split, ", ".join(bad[:3]), " ..." if len(bad) > 3 else ""))
 
 
 SMALL_IMAGE = 64
@@ -310,17 +337,21 @@ class DataBundle:
     Args:
         data: the ``[data]`` settings.
         seed: ``[run] seed``; subsets and shuffling derive from it.
-        normalize: the backend's tensor transform applied after ``ToTensor`` (float32 in [0, 1]).
-        num_classes: the model's number of classes; must match the data.
-        warn: callback for warnings (download).
+        normalize: the backend's own input transform after ``ToTensor`` (float32 in [0, 1]), e.g.
+            Horizon's centred YUV; None: ``Normalize`` with ``[data] mean``/``std`` (resolved by
+            :func:`core.image_transforms.resolve_mean_std`).
+        num_classes: ``[model] num_classes``; must match the data; None: taken from the data.
+        warn: callback for warnings (download, skipped images).
+        named_weights: the model starts from torchvision's named weights (ImageNet's mean/std by default).
 
     Raises:
         DataError: see :func:`detect_layout`; class folders differ between splits; class count
             differs from ``num_classes``. Images that cannot be read raise :class:`BadImageError` (naming
-            the file) when a loader reaches them.
+            the file) when a loader reaches them, unless ``skip_bad_images`` drops them first.
     """
 
-    def __init__(self, data: Any, seed: int, normalize: Callable, num_classes: int, warn: Callable[[str], None]) -> None:
+    def __init__(self, data: Any, seed: int, normalize: Optional[Callable] = None, num_classes: Optional[int] = None,
+                 warn: Callable[[str], None] = lambda _m: None, named_weights: bool = False) -> None:
         self.settings = data
         self.seed = seed
         root = os.path.abspath(os.path.expanduser(data.root))
@@ -332,8 +363,18 @@ class DataBundle:
             _download(root, warn)
             found = detect_layout(root, "cifar-python")
         self.layout = found
-        train_tf = _transforms(True, data.augment, normalize)
-        eval_tf = _transforms(False, "none", normalize)
+        self.classes = class_names(found.root, found.layout) if found.layout == "imagefolder" else list(CIFAR10_CLASSES)
+        if normalize is None:
+            import torchvision.transforms as T
+
+            mean, std, why = resolve_mean_std(data.mean, data.std, self.classes, named_weights)
+            normalize = T.Normalize(mean, std)
+            self.normalization = "Normalize(mean=%s, std=%s): %s" % (list(mean), list(std), why)
+        else:
+            self.normalization = "the backend's %r" % normalize
+        size = int(data.image_size)
+        train_tf = build_transform(True, data.augment, size, normalize)
+        eval_tf = build_transform(False, "none", size, normalize)
         if found.layout == "cifar-python":
             self.train_full = CifarBatches(found.root, True, train_tf)
             self.train_plain = CifarBatches(found.root, True, eval_tf)
@@ -353,11 +394,18 @@ class DataBundle:
                 raise DataError(class_mismatch(self.train_full.classes, self.test_full.classes, "train", test_dir, found.root),
                                 hint="both splits need the same class sub-folders: add or remove those folders")
             self.classes = list(self.train_full.classes)
-        if len(self.classes) != num_classes:
+            if data.skip_bad_images:
+                for ds, split in ((self.train_full, "train"), (self.test_full, test_dir)):
+                    _scan_bad_images(ds, warn, split)
+                self.train_plain.samples = self.train_plain.imgs = list(self.train_full.samples)
+                self.train_plain.targets = list(self.train_full.targets)
+        if num_classes is not None and len(self.classes) != num_classes:
             raise DataError(
-                "the data has %d classes but [model] num_classes = %d" % (len(self.classes), num_classes),
-                hint="set [model] num_classes = %d" % len(self.classes),
+                "the data has %d classes (%s) but [model] num_classes = %d" % (
+                    len(self.classes), ", ".join(self.classes[:10]) + (" ..." if len(self.classes) > 10 else ""), num_classes),
+                hint="set [model] num_classes = %d, or leave it unset to take it from the data" % len(self.classes),
             )
+        self.num_classes = len(self.classes)
         self.num_workers = data.num_workers if data.num_workers != "auto" else auto_num_workers(
             found.layout, self._image_side(), _cores())
         self.train = _subset(self.train_full, data.train_images, seed, 1)
@@ -414,7 +462,7 @@ class DataBundle:
             return None
 
     def describe(self) -> str:
-        return "%s in %s: %d train images (of %d), %d test images (of %d), %d classes; %s" % (
+        return "%s in %s: %d train images (of %d), %d test images (of %d), %d classes, %dx%d input; %s" % (
             self.layout.layout,
             self.layout.root,
             len(self.train),
@@ -422,5 +470,6 @@ class DataBundle:
             len(self.test),
             len(self.test_full),
             len(self.classes),
+            self.settings.image_size, self.settings.image_size,
             "loading in the training process" if self.num_workers == 0 else "%d loader processes" % self.num_workers,
-        )
+        ) + "; " + self.normalization

@@ -41,6 +41,14 @@ class SettingsError(QatError):
     title = "Settings"
 
 
+class ModelError(SettingsError):
+    """The ``[model]`` settings do not give a usable model: unknown arch, a builder that cannot be
+    imported, raises or returns no nn.Module, an output that is not ``(N, num_classes)``, weights that
+    are not on this machine. A settings error (exit code 2): the fix is in the settings or the model file."""
+
+    title = "Model"
+
+
 class DataError(QatError):
     """The data set is missing, in an unknown layout, or unreadable."""
 

@@ -85,6 +85,7 @@ class StageFailed(Event):
     message: str = ""
     hint: Optional[str] = None
     cancelled: bool = False
+    settings_error: bool = False  # the fix is in the settings (a SettingsError/ModelError): exit code 2
 
 
 @dataclass

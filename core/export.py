@@ -11,20 +11,25 @@ from __future__ import annotations
 
 import os
 import pprint
+import re
 import stat
 from typing import Optional, Tuple
 
 from .errors import QatError
 from .io import atomic_write_text
+from .model_build import is_weights_name
 from .settings import Settings, save
 
 MARKER = "{{SETTINGS}}"
 FRAGMENTS = {
     "{{SAFE_LOAD}}": "safe_load.py",  # core/safe_load.py verbatim: the script refuses what qat-tui refuses
     "{{COMMON}}": os.path.join("templates", "script_common.py.txt"),
+    # inside COMMON (replaced after it): the same transforms and the same model building as qat-tui
+    "{{TRANSFORMS}}": "image_transforms.py",
+    "{{MODEL_BUILD}}": "model_build.py",
 }
-"""Source inserted into every template: the loaders that never run code from a file, and the file
-helpers both scripts share (CIFAR batches, the run-folder guard)."""
+"""Source inserted into every template: the loaders that never run code from a file, and what both
+scripts share (CIFAR batches, the run-folder guard, data layouts, transforms, model building)."""
 
 
 def render_script(settings: Settings) -> str:
@@ -59,6 +64,14 @@ def render_script(settings: Settings) -> str:
     for marker, rel in FRAGMENTS.items():
         with open(os.path.join(here_core, rel), "r", encoding="utf-8") as f:
             template = template.replace(marker, f.read().strip("\n"))
+    # {{FILE:name.py}}: a self-contained file beside the template (the backend's own shared code), verbatim
+    folder = os.path.dirname(path)
+
+    def beside(m: "re.Match[str]") -> str:
+        with open(os.path.join(folder, m.group(1)), "r", encoding="utf-8") as f:
+            return f.read().strip("\n")
+
+    template = re.sub(r"\{\{FILE:([A-Za-z0-9_]+\.py)\}\}", beside, template)
     text = template.replace(MARKER, literal)
     try:
         compile(text, "<exported script>", "exec")
@@ -68,7 +81,7 @@ def render_script(settings: Settings) -> str:
 
 
 def with_absolute_paths(settings: Settings) -> Settings:
-    """A copy of ``settings`` whose run folder, data folder and pretrained weights are absolute,
+    """A copy of ``settings`` whose run folder, data folder, builder file and pretrained weights file are absolute,
     resolved the way qat-tui resolves them (against the current directory, ``~`` expanded), so an
     exported script and its TOML work from any directory and agree with each other."""
 
@@ -79,9 +92,22 @@ def with_absolute_paths(settings: Settings) -> Settings:
         update={
             "run": settings.run.model_copy(update={"run_dir": absolute(settings.run.run_dir)}),
             "data": settings.data.model_copy(update={"root": absolute(settings.data.root)}),
-            "model": settings.model.model_copy(update={"pretrained": absolute(settings.model.pretrained)}),
+            "model": settings.model.model_copy(update={
+                "pretrained": settings.model.pretrained if is_weights_name(settings.model.pretrained)
+                else absolute(settings.model.pretrained),
+                "builder": _absolute_builder(settings.model.builder)}),
         }
     )
+
+
+def _absolute_builder(builder: Optional[str]) -> Optional[str]:
+    """``"net.py:build"`` -> ``"/abs/net.py:build"`` (a file builder; a module path stays as it is)."""
+    if not builder:
+        return builder
+    target, _sep, fn = builder.rpartition(":")
+    if target.endswith(".py") or "/" in target or os.sep in target:
+        return "%s:%s" % (os.path.abspath(os.path.expanduser(target)), fn)
+    return builder
 
 
 def script_run_dir(script_path: str) -> str:

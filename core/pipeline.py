@@ -25,7 +25,7 @@ import traceback
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
-from .errors import Cancelled, QatError
+from .errors import Cancelled, QatError, SettingsError
 from .events import (
     HEARTBEAT_S,
     Emit,
@@ -56,10 +56,27 @@ def stage_settings(settings: Settings, stage: str) -> Dict[str, Any]:
         backend_keys[spec.name] = spec.stale_keys[stage]
     out: Dict[str, Any] = {}
     for section, keys in T.settings_keys(settings, stage, backend_keys).items():
-        values = getattr(settings, section).model_dump()
+        model = getattr(settings, section)
+        values = model.model_dump()
         for k in keys:
+            field = type(model).model_fields[k]
+            if (field.json_schema_extra or {}).get("added") and values[k] == field.get_default(call_default_factory=True):
+                continue  # a key newer than the run's record counts only when set (settings.ADDED)
             out["%s.%s" % (section, k)] = values[k]
+    if out.get("model.num_classes", 0) is None:
+        out["model.num_classes"] = _data_classes(settings)
     return out
+
+
+def _data_classes(settings: Settings) -> Optional[int]:
+    """The number of classes in the data folder (what an unset ``[model] num_classes`` becomes), or
+    None when the folder cannot be read."""
+    from .data import class_names
+
+    try:
+        return len(class_names(settings.data.root, settings.data.layout))
+    except QatError:
+        return None
 
 
 def upstream_stage(settings: Settings, stage: str) -> Optional[str]:
@@ -286,7 +303,8 @@ class Pipeline:
                 save(self.settings, os.path.join(self.run_dir, SETTINGS_FILENAME))
                 ctx = self._context()
             except QatError as e:
-                self.emit(StageFailed(stage="setup", title=e.title, message=e.msg, hint=e.hint))
+                self.emit(StageFailed(stage="setup", title=e.title, message=e.msg, hint=e.hint,
+                                      settings_error=isinstance(e, SettingsError)))
                 return self._finish(False, "setup", False, t_start)
             self.emit(
                 RunStarted(
@@ -412,12 +430,15 @@ class Pipeline:
         backend.validate_settings(s)
 
         def data_factory() -> Any:
+            from .model_build import is_weights_name
+
             return DataBundle(
                 s.data,
                 s.run.seed,
                 backend.normalize_transform(),
                 s.model.num_classes,
                 lambda m: self.emit(LogLine(level="warning", text=m)),
+                named_weights=is_weights_name(s.model.pretrained),
             )
 
         ctx = StageContext(s, backend, device, self.emit, self.cancel, data_factory)
@@ -452,7 +473,8 @@ class Pipeline:
                                       "cancelled")
         except QatError as e:
             self._record_failure(state, stage, started, e.to_dict())
-            return self._emit_last(StageFailed(stage=stage, title=e.title, message=e.msg, hint=e.hint), "failed")
+            return self._emit_last(StageFailed(stage=stage, title=e.title, message=e.msg, hint=e.hint,
+                                                  settings_error=isinstance(e, SettingsError)), "failed")
         except Exception as e:  # a bug or an environment problem: keep the traceback for the user
             full = disk_full_error(os.path.join(self.run_dir, "-"), e)
             if full is not None:  # a write inside a toolchain (torch.export.save, a compiler) hit a full disk

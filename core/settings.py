@@ -27,6 +27,18 @@ from .stage_table import STAGES  # noqa: E402  (the stage names, defined once in
 
 SETTINGS_FILENAME = "settings.toml"
 
+ADDED = {"added": True}
+"""``json_schema_extra`` of a key added after runs were first recorded: it counts in a stage's
+fingerprint only when set away from its default, so that those runs stay done (core.pipeline)."""
+
+
+def snake_name(v: str, what: str) -> str:
+    """``v`` stripped; a ValueError "must be <what>" unless it is a lower-case name (``[a-z][a-z0-9_]*``)."""
+    v = v.strip()
+    if not re.fullmatch(r"[a-z][a-z0-9_]*", v):
+        raise ValueError("must be " + what)
+    return v
+
 
 class Section(BaseModel):
     """Base of every settings section (backends' own sections included): unknown keys are refused,
@@ -80,7 +92,8 @@ class RunSettings(_Section):
 class DataSettings(_Section):
     root: str = Field(
         "data",
-        description="CIFAR-10 folder: holds cifar-10-batches-py/ (torchvision) or train/ + test/ (or val/) class folders.",
+        description="Image folder: train/ + val/ (or test/) with one sub-folder per class (any image size), or "
+        "CIFAR-10's cifar-10-batches-py/ (torchvision).",
     )
     layout: Literal["auto", "cifar-python", "imagefolder"] = Field(
         "auto", description="Data layout: auto detects cifar-python (pickled batches) or imagefolder (one folder per class)."
@@ -99,9 +112,36 @@ class DataSettings(_Section):
     max_batches: Optional[int] = Field(
         None, ge=1, description="Stop each training epoch after this many batches (quick trials; unset: no limit)."
     )
-    augment: Literal["crop_flip", "none"] = Field(
-        "crop_flip", description="Training augmentation: crop_flip = random crop (pad 4) + horizontal flip; none."
+    augment: Literal["crop_flip", "resized_crop_flip", "none"] = Field(
+        "crop_flip", description="Training augmentation: crop_flip = random crop (zero padding 1/8 of the side, 4 px "
+        "at 32) + horizontal flip (CIFAR recipe); resized_crop_flip = RandomResizedCrop + flip (ImageNet recipe); none."
     )
+    image_size: int = Field(
+        32, ge=8, le=2048, json_schema_extra=ADDED,
+        description="Model input side in pixels: images are resized (shorter side) and center-cropped to it "
+        "(32 = CIFAR-10 as it is; 224 = ImageNet models' usual size).",
+    )
+    mean: Optional[List[float]] = Field(
+        None, json_schema_extra=ADDED, min_length=3, max_length=3,
+        description="Per-channel mean (R, G, B, of values in [0, 1]) subtracted from the images (unset: ImageNet's "
+        "for torchvision's pretrained weights, CIFAR-10's for CIFAR-10's classes, else ImageNet's).",
+    )
+    std: Optional[List[float]] = Field(
+        None, json_schema_extra=ADDED, min_length=3, max_length=3,
+        description="Per-channel standard deviation the images are divided by (unset: chosen as mean is).",
+    )
+    skip_bad_images: bool = Field(
+        False, json_schema_extra=ADDED,
+        description="Leave out images that cannot be decoded (checked when the data is opened, with a count) "
+        "instead of stopping with the file's name.",
+    )
+    @field_validator("std")
+    @classmethod
+    def _positive_std(cls, v: Optional[List[float]]) -> Optional[List[float]]:
+        if v is not None and any(x <= 0 for x in v):
+            raise ValueError("every std value must be > 0")
+        return v
+
     num_workers: Union[Literal["auto"], int] = Field(
         "auto",
         description="Data loader worker processes: auto = what the data and the cores call for (0 for in-memory "
@@ -119,16 +159,55 @@ class DataSettings(_Section):
 
 
 class ModelSettings(_Section):
-    arch: Literal["mobilenet_v2"] = Field(
-        "mobilenet_v2", description="Model: torchvision MobileNetV2 with QuantStub/DeQuantStub at input/output."
+    arch: str = Field(
+        "mobilenet_v2",
+        description="A classifier of the installed torchvision by name (mobilenet_v2, resnet18, mobilenet_v3_small, "
+        "...; qat-tui models lists them); QuantStub/DeQuantStub are added at input/output.",
     )
-    num_classes: int = Field(10, ge=2, description="Number of classes of the classifier (CIFAR-10: 10).")
+    builder: Optional[str] = Field(
+        None, json_schema_extra=ADDED,
+        description="Your own model instead of arch: 'path/to/file.py:function' or 'package.module:function', "
+        "called as function(num_classes=N, **kwargs), returning an nn.Module.",
+    )
+    kwargs: Dict[str, Any] = Field(
+        default_factory=dict, json_schema_extra=ADDED,
+        description="Keyword arguments for the model's builder (a TOML table, e.g. {dropout = 0.1}).",
+    )
+    num_classes: Optional[int] = Field(
+        None, ge=2, description="Number of classes (unset: the number of class folders in the data; CIFAR-10: 10)."
+    )
     width_mult: float = Field(
         1.0, gt=0.0, le=2.0, description="MobileNetV2 width multiplier: channels x this (the sample uses 1.0)."
     )
     pretrained: Optional[str] = Field(
-        None, description="Float state_dict (.pt/.pth/.ckpt) to start from (unset: train from scratch)."
+        None, description="Weights to start from: a float state_dict file (.pt/.pth/.ckpt), or torchvision's named "
+        "weights (DEFAULT, IMAGENET1K_V1) from the local torch hub cache; unset: train from scratch.",
     )
+
+    @field_validator("arch")
+    @classmethod
+    def _arch_form(cls, v: str) -> str:
+        return snake_name(v, "a torchvision model name such as 'resnet18' (qat-tui models lists them)")
+
+    @field_validator("builder")
+    @classmethod
+    def _builder_form(cls, v: Optional[str]) -> Optional[str]:
+        if v is None or not v.strip():
+            return None
+        target, sep, fn = v.strip().rpartition(":")
+        if not sep or not target or not fn.isidentifier():
+            raise ValueError("must be 'path/to/file.py:function' or 'package.module:function'")
+        return v.strip()
+
+    @field_validator("kwargs")
+    @classmethod
+    def _plain_kwargs(cls, v: Dict[str, Any]) -> Dict[str, Any]:
+        for k, x in v.items():
+            if not str(k).isidentifier():
+                raise ValueError("%r is not a keyword argument name" % k)
+            if not isinstance(x, (bool, int, float, str, list)):
+                raise ValueError("%s = %r: only numbers, booleans, strings and lists can be passed" % (k, x))
+        return dict(v)
 
 
 class FloatStageSettings(_Section):
@@ -179,13 +258,11 @@ class QconfigSettings(_Section):
     @field_validator("calib_observer")
     @classmethod
     def _observer_form(cls, v: str) -> str:
-        v = v.strip()
-        if not re.fullmatch(r"[a-z][a-z0-9_]*", v):
-            raise ValueError("must be an observer name such as 'min_max' or 'mse'")
-        return v
+        return snake_name(v, "an observer name such as 'min_max' or 'mse'")
     high_precision_output: bool = Field(
         True,
-        description="Keep the classifier output unquantized (8-bit weights and inputs, float/int32 output) - Horizon's '32bit_out'.",
+        description="Keep the output layer (the model's last conv/linear, found by tracing) unquantized: 8-bit weights "
+        "and inputs, float/int32 output - Horizon's '32bit_out'.",
     )
 
 
@@ -479,6 +556,10 @@ def dumps(settings: Settings) -> str:
                 table.add(tomlkit.comment(line))
             if value is None:
                 table.add(tomlkit.comment("%s = ...  (unset)" % key))
+            elif isinstance(value, dict):  # an inline table on the key's line, not a [section.key] table
+                inline = tomlkit.inline_table()
+                inline.update(value)
+                table.add(key, inline)
             else:
                 table.add(key, value)
         doc.add(tomlkit.nl())

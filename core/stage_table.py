@@ -79,7 +79,8 @@ def _int_infer_source(s: Any) -> Optional[str]:
     return None
 
 
-_DATA = ("root", "layout", "train_images", "eval_images")
+_INPUT = ("image_size", "mean", "std", "skip_bad_images")
+_DATA = ("root", "layout", "train_images", "eval_images") + _INPUT
 _TRAINING = ("epochs", "optimizer", "lr", "weight_decay", "momentum", "lr_schedule")
 
 TABLE: Tuple[Stage, ...] = (
@@ -113,7 +114,7 @@ TABLE: Tuple[Stage, ...] = (
     ),
     Stage(
         "int_infer", "core.stages:run_int_infer", _int_infer_source,
-        {"data": ("root", "layout", "eval_images"), "calib": ("enabled",), "qat": ("enabled",)},
+        {"data": ("root", "layout", "eval_images") + _INPUT, "calib": ("enabled",), "qat": ("enabled",)},
         INT_MODEL,
         "The integer model; input of compile.",
         "Convert to the integer model and evaluate it on the test set.",
@@ -121,7 +122,7 @@ TABLE: Tuple[Stage, ...] = (
     ),
     Stage(
         "compile", "core.stages:run_compile", lambda s: "int_infer",
-        {"data": ("root", "layout", "eval_images"),
+        {"data": ("root", "layout", "eval_images") + _INPUT,
          "compile": ("package", "perf_batch_sizes", "perf_iterations", "graph_format")},
         None,
         "",

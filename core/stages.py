@@ -86,6 +86,11 @@ class StageContext:
             self.log(self._data.describe())
         return self._data
 
+    @property
+    def num_classes(self) -> int:
+        """``[model] num_classes``, or the number of classes in the data when it is unset."""
+        return int(self.settings.model.num_classes or self.data.num_classes)
+
     def begin(self, stage: str, fingerprint: str = "") -> None:
         if stage != self.stage or not self.stage_started:
             self.stage_started = time.time()
@@ -128,8 +133,15 @@ class StageContext:
         self.emit(ArtifactWritten(stage=self.stage, name=name, path=rec["path"], size=rec["size"], description=description))
 
     def model_meta(self) -> Dict[str, Any]:
+        """What a checkpoint must agree on to load into this run's model (the builder and kwargs only
+        when set, so that checkpoints written before those settings existed still load)."""
         m = self.settings.model
-        return {"arch": m.arch, "num_classes": m.num_classes, "width_mult": float(m.width_mult)}
+        meta: Dict[str, Any] = {"arch": m.arch, "num_classes": self.num_classes, "width_mult": float(m.width_mult)}
+        if m.builder:
+            meta["builder"] = m.builder
+        if m.kwargs:
+            meta["kwargs"] = dict(m.kwargs)
+        return meta
 
     def checkpoint_meta(self, **extra: Any) -> Dict[str, Any]:
         meta = {"stage": self.stage, "model": self.model_meta(), "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
@@ -232,10 +244,9 @@ def _cpu_state(model: Any) -> Dict[str, Any]:
 
 
 def _new_float_model(ctx: StageContext) -> Any:
-    from .models import build_float_model
+    from .models import model_from_settings
 
-    m = ctx.settings.model
-    return build_float_model(m.num_classes, m.width_mult, ctx.backend.quant_stubs())
+    return model_from_settings(ctx.settings.model, ctx.num_classes, ctx.backend.quant_stubs())
 
 
 def load_float_model(ctx: StageContext) -> Any:
@@ -276,7 +287,10 @@ def restore_prepared(ctx: StageContext) -> Tuple[Any, str]:
 def _prepare(ctx: StageContext, float_model: Any, example: Any, stage: str) -> Any:
     """``backend.prepare`` for ``stage`` as a named phase (it traces the model: seconds to a minute)."""
     with ctx.phase("prepare for %s: trace the float model and insert fake quant" % stage):
-        return ctx.backend.prepare(float_model, (example,), stage, ctx.settings.qconfig)
+        prepared = ctx.backend.prepare(float_model, (example,), stage, ctx.settings.qconfig)
+    for line in ctx.backend.qconfig_lines():
+        ctx.log("qconfig: " + line)
+    return prepared
 
 
 def _optimizer(params: Any, cfg: Any) -> Any:
@@ -442,15 +456,20 @@ def _train_epochs(
 
 def run_float(ctx: StageContext) -> Dict[str, Any]:
     """Stage 1: train the float model; the best top-1 epoch is saved as float-checkpoint.ckpt."""
-    from .models import load_pretrained
+    from .models import check_model, describe_source, load_pretrained, output_layer, pretrained_path
 
     _seed(ctx.settings, "float")
+    m = ctx.settings.model
     model = _new_float_model(ctx)
-    if ctx.settings.model.pretrained:
-        for msg in load_pretrained(model, os.path.expanduser(ctx.settings.model.pretrained)):
+    example = ctx.data.example_batch(2)
+    check_model(model, example, ctx.num_classes, describe_source(m))
+    ctx.log("model: %s; QuantStub at the input, DeQuantStub after the output layer %s"
+            % (describe_source(m), output_layer(model, example) or "(no conv/linear found)"))
+    if m.pretrained:
+        for msg in load_pretrained(model, pretrained_path(m)):
             ctx.log(msg)
     else:
-        ctx.log("no pretrained weights given: training MobileNetV2 from scratch", "warning")
+        ctx.log("no pretrained weights given: training %s from scratch" % describe_source(m), "warning")
     model.to(ctx.device)
     return _train_epochs(ctx, model, ctx.settings.float, model.train, model.eval, CHECKPOINTS["float"])
 

@@ -82,7 +82,26 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("-o", "--output", metavar="FILE", help="file to write (default: print to stdout)")
     pr.add_argument("--data", metavar="DIR", help="set [data] root")
     pr.add_argument("--run-dir", metavar="DIR", help="set [run] run_dir")
+    mo = sub.add_parser("models", help="list the models [model] arch accepts",
+                        description="The classification models of the installed torchvision ([model] arch), "
+                        "with one line each; your own model goes in [model] builder = \"file.py:function\".")
+    mo.add_argument("filter", nargs="?", default="", help="show only names containing this text")
     return p
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from core.models import arch_choices
+
+    archs = {k: v for k, v in arch_choices().items() if args.filter in k}
+    t = Table("arch", "what it is", box=None)
+    for name, line in archs.items():
+        t.add_row(name, line)
+    Console().print(t)
+    print("%d models; use one as [model] arch, or your own: [model] builder = \"path/to/file.py:function\"" % len(archs))
+    return 0
 
 
 def _print_error(err: BaseException) -> None:
@@ -326,6 +345,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             return _cmd_run(args)
         if args.command == "preset":
             return _cmd_preset(args)
+        if args.command == "models":
+            return _cmd_models(args)
         if args.command == "status":
             return _cmd_status(args)
         if args.command == "attach":

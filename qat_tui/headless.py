@@ -58,6 +58,7 @@ class HeadlessConsumer:
             transient=True,
         )
         self.task: Optional[int] = None
+        self.settings_error = False  # a stage failed on a settings/model error: exit code 2
         self.task_key: Any = None
         self.record = RunRecord()
 
@@ -142,6 +143,7 @@ class HeadlessConsumer:
             c.print("[green]%s finished[/] in %.0f s" % (ev.stage, ev.seconds), highlight=False)
         elif isinstance(ev, E.StageFailed):
             self._end_task()
+            self.settings_error = self.settings_error or bool(getattr(ev, "settings_error", False))
             color = "yellow" if ev.cancelled else "red"
             c.print("[bold %s]%s: %s[/]" % (color, escape(ev.title), escape(ev.message)), highlight=False)
             if ev.hint:
@@ -183,7 +185,8 @@ class HeadlessConsumer:
 def run_headless(settings: Any, stages: Optional[List[str]] = None, force: bool = False, console: Optional[Console] = None) -> int:
     """Run the pipeline with rich output in this process; Ctrl+C cancels at the next batch.
 
-    Returns 0 on success, 1 when a stage failed or was cancelled.
+    Returns 0 on success, 2 when a stage failed on a settings error (a [model] builder that does not
+    import, an unknown arch: the fix is in the settings), 1 when a stage failed otherwise or was cancelled.
     """
     from core.pipeline import Pipeline
     from core.threads import apply_wait_policy, choose_at_start
@@ -211,4 +214,4 @@ def run_headless(settings: Any, stages: Optional[List[str]] = None, force: bool 
     finally:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
-    return 0 if ok else 1
+    return 0 if ok else (2 if consumer.settings_error else 1)

@@ -28,6 +28,7 @@ class Step:
 
 STEPS: Tuple[Step, ...] = (
     Step("Data", "Data and run directory", "qat_tui.screens.data_screen:DataScreen"),
+    Step("Model", "Model and input size", "qat_tui.screens.model_screen:ModelScreen"),
     Step("Backend", "Backend and device", "qat_tui.screens.backend_screen:BackendScreen"),
     Step("Stages", "Stages and epochs", "qat_tui.screens.stages_screen:StagesScreen"),
     Step("Qconfig", "Quantization config (qconfig)", "qat_tui.screens.qconfig_screen:QconfigScreen"),
@@ -45,7 +46,7 @@ def step_index(screen_path: str) -> int:
 
 
 def step_heading(index: int) -> str:
-    """``"Step 2 of 6 - Backend and device"``."""
+    """``"Step 3 of 7 - Backend and device"``."""
     return "Step %d of %d - %s" % (index + 1, len(STEPS), STEPS[index].heading)
 
 

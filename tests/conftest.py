@@ -212,3 +212,65 @@ requires_torch_backend = pytest.mark.skipif(
     reason="the torch backend needs torch >= 2.5 and torchao; this environment is Horizon's "
     "(Python 3.8 + torch 1.10), where the horizon backend runs",
 )
+
+
+OWN_CLASSES = ["circle", "cross", "stripes"]
+
+
+def write_three_class_folder(root: str, n_train: int = 120, n_val: int = 60, seed: int = 0) -> str:
+    """An ImageFolder of a user's own kind: ``train/`` and ``val/`` with 3 classes of drawn shapes on
+    noisy backgrounds, mostly 64x64 but some 80x72 and 48x48 (resized and cropped to the input size),
+    and some grayscale (made 3-channel by the loader)."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    rng = np.random.RandomState(seed)
+    for split, n in (("train", n_train), ("val", n_val)):
+        for c in OWN_CLASSES:
+            os.makedirs(os.path.join(root, split, c), exist_ok=True)
+        for i in range(n):
+            lab = i % 3
+            w, h = [(64, 64), (64, 64), (80, 72), (48, 48)][rng.randint(0, 4)]
+            bg = rng.randint(0, 90, size=(h, w, 3)).astype("uint8")
+            img = Image.fromarray(bg)
+            d = ImageDraw.Draw(img)
+            colour = tuple(int(v) for v in rng.randint(150, 256, size=3))
+            cx, cy, r = w // 2 + rng.randint(-6, 7), h // 2 + rng.randint(-6, 7), min(w, h) // 4
+            if lab == 0:
+                d.ellipse([cx - r, cy - r, cx + r, cy + r], fill=colour)
+            elif lab == 1:
+                d.line([cx - r, cy - r, cx + r, cy + r], fill=colour, width=5)
+                d.line([cx - r, cy + r, cx + r, cy - r], fill=colour, width=5)
+            else:
+                for y in range(2, h, 10):
+                    d.rectangle([0, y, w, y + 3], fill=colour)
+            if i % 7 == 0:
+                img = img.convert("L")
+            img.save(os.path.join(root, split, OWN_CLASSES[lab], "%04d.png" % i))
+    return root
+
+
+@pytest.fixture(scope="session")
+def three_class_root(tmp_path_factory: Any) -> str:
+    """The 3-class ImageFolder of :func:`write_three_class_folder` (120 train, 60 val images)."""
+    return write_three_class_folder(str(tmp_path_factory.mktemp("own_images")))
+
+
+USER_NET = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets", "user_net.py")
+
+
+def own_model_settings(data_root: str, run_dir: str, model: Dict[str, Any], **sections: Dict[str, Any]) -> Dict[str, Any]:
+    """Fast settings for a whole run of your own model on :func:`write_three_class_folder` at 64x64."""
+    base: Dict[str, Any] = {
+        "run": {"run_dir": run_dir, "threads": 2},
+        "data": {"root": data_root, "image_size": 64, "batch_size": 16, "eval_batch_size": 60, "num_workers": 0,
+                 "augment": "crop_flip"},
+        "model": model,
+        "float": {"epochs": 2, "lr": 0.003},
+        "calib": {"num_images": 48},
+        "qat": {"epochs": 1, "lr": 1e-4},
+        "compile": {"package": False, "perf_batch_sizes": [1], "perf_iterations": 1, "graph_format": "text"},
+    }
+    for name, values in sections.items():
+        base.setdefault(name, {}).update(values)
+    return base

@@ -63,7 +63,7 @@ async def test_walk_to_review_by_keyboard(cifar_python_root: str, tmp_path: Any)
         assert screen_name(app) == "DataScreen"
         assert "found cifar-python" in text_of(app.screen.query_one("#data-status"))
         await type_into(pilot, app, "data", "train_images", "500")
-        await pilot.press("ctrl+n")
+        await pilot.press("ctrl+n", "ctrl+n")  # Data -> Model ->
         assert screen_name(app) == "BackendScreen"
         await pilot.press("ctrl+n")
         assert screen_name(app) == "StagesScreen"
@@ -100,10 +100,38 @@ async def test_walk_to_review_by_keyboard(cifar_python_root: str, tmp_path: Any)
         assert os.path.exists(os.path.join(run_dir, "settings.toml"))
 
 
+async def test_model_step_reports_the_model_and_refuses_one_that_fails(cifar_python_root: str, tmp_path: Any) -> None:
+    user_net = os.path.join(os.path.dirname(__file__), "assets", "user_net.py")
+    app = QatApp(settings=quick_settings(cifar_python_root, str(tmp_path / "m")), detect=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+n")
+        assert screen_name(app) == "ModelScreen"
+        report = lambda: text_of(app.screen.query_one("#model-report"))  # noqa: E731
+        await wait_for(pilot, lambda: "classifier.1" in report(), 120, "the mobilenet_v2 report")
+        assert "parameters" in report() and "MACs per 32x32 image" in report() and "-> (2, 10)" in report()
+        assert "10 classes (airplane" in report()
+        arch = app.screen.get_field("model", "arch")
+        await wait_for(pilot, lambda: len(arch._field_options) > 10, 120, "torchvision's model list")
+        arch.set_value("resnet18")
+        await wait_for(pilot, lambda: "after the output layer fc" in report(), 120, "the resnet18 report")
+        await type_into(pilot, app, "model", "builder", user_net + ":raises")
+        await wait_for(pilot, lambda: "raised ValueError" in report(), 120, "the builder's error")
+        await pilot.press("ctrl+n")
+        assert screen_name(app) == "ModelScreen" and "cannot be built" in text_of(app.screen.query_one("#nav-status"))
+        await type_into(pilot, app, "model", "builder", user_net + ":build")
+        await type_into(pilot, app, "model", "kwargs", "width = 8")
+        await type_into(pilot, app, "data", "image_size", "64")
+        await wait_for(pilot, lambda: "after the output layer head" in report() and "64x64" in report(), 120, "the user model")
+        await pilot.press("ctrl+n")
+        assert screen_name(app) == "BackendScreen"
+        s = app.current_settings()
+        assert s.model.builder == user_net + ":build" and s.model.kwargs == {"width": 8} and s.data.image_size == 64
+
+
 async def test_letters_in_epochs_give_inline_message(cifar_python_root: str, tmp_path: Any) -> None:
     app = QatApp(settings=quick_settings(cifar_python_root, str(tmp_path / "r")), detect=False)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("ctrl+n", "ctrl+n")
+        await pilot.press("ctrl+n", "ctrl+n", "ctrl+n")
         assert screen_name(app) == "StagesScreen"
         await type_into(pilot, app, "qat", "epochs", "two")
         field = app.screen.get_field("qat", "epochs")
@@ -134,12 +162,12 @@ async def test_bad_data_folder_names_both_layouts(tmp_path: Any) -> None:
         # an existing folder without data: the message names both layouts too
         await type_into(pilot, app, "data", "root", str(tmp_path))
         status = text_of(app.screen.query_one("#data-status"))
-        assert "no CIFAR-10 data" in status and "cifar-python" in status and "imagefolder" in status
+        assert "no data in" in status and "cifar-python" in status and "imagefolder" in status
         # with download on the user may go on
         app.screen.get_field("data", "download").control.focus()
         await pilot.press("space")
         assert "download is on" in text_of(app.screen.query_one("#data-status"))
-        await pilot.press("ctrl+n")
+        await pilot.press("ctrl+n", "ctrl+n")  # Data -> Model ->
         assert screen_name(app) == "BackendScreen"
 
 
@@ -164,7 +192,7 @@ async def test_missing_device_is_refused(cifar_python_root: str, tmp_path: Any) 
     settings = quick_settings(cifar_python_root, str(tmp_path / "r"), run={"device": "cuda:7"})
     app = QatApp(settings=settings)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("ctrl+n")
+        await pilot.press("ctrl+n", "ctrl+n")  # Data -> Model ->
         assert screen_name(app) == "BackendScreen"
         # "detecting..." shows until the worker is done (instant when torch is already imported)
         await wait_for(pilot, lambda: app.detection is not None, 120, "device detection")
@@ -192,7 +220,7 @@ async def test_int_infer_without_calib_and_qat_shows_error_modal(cifar_python_ro
     )
     app = QatApp(settings=settings, detect=False)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("ctrl+n", "ctrl+n")
+        await pilot.press("ctrl+n", "ctrl+n", "ctrl+n")
         assert screen_name(app) == "StagesScreen"
         loads = text_of(app.screen.query_one("#loads-int_infer"))
         assert "both calib and qat are disabled" in loads
@@ -293,7 +321,7 @@ def test_app_module_does_not_import_torch() -> None:
 # ------------------------------------------------------------------------------------- slow tests
 
 async def _go_to_review_and_run(pilot: Any, app: Any) -> Any:
-    for expected in ("DataScreen", "BackendScreen", "StagesScreen", "QconfigScreen", "CompileScreen"):
+    for expected in ("DataScreen", "ModelScreen", "BackendScreen", "StagesScreen", "QconfigScreen", "CompileScreen"):
         assert screen_name(app) == expected
         await pilot.press("ctrl+n")
     assert screen_name(app) == "ReviewScreen"

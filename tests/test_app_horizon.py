@@ -26,7 +26,7 @@ async def test_horizon_is_default_and_march_comes_from_the_plugin(cifar_python_r
         assert app.values["run"]["backend"] == "horizon"
         app.screen.get_field("data", "root").set_value(cifar_python_root)
         await pilot.pause()
-        await pilot.press("ctrl+n")
+        await pilot.press("ctrl+n", "ctrl+n")  # Data -> Model -> Backend
         assert screen_name(app) == "BackendScreen"
         await pilot.pause()
         status = text_of(app.screen.query_one("#detect-status"))
@@ -65,7 +65,7 @@ async def test_whole_horizon_run_shows_check_and_perf(cifar_python_root: str, tm
     app = QatApp(settings=settings)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.detection is not None, 120, "detection")
-        for expected in ("DataScreen", "BackendScreen", "StagesScreen", "QconfigScreen", "CompileScreen"):
+        for expected in ("DataScreen", "ModelScreen", "BackendScreen", "StagesScreen", "QconfigScreen", "CompileScreen"):
             assert screen_name(app) == expected
             await pilot.press("ctrl+n")
         assert screen_name(app) == "ReviewScreen"

@@ -163,7 +163,7 @@ async def test_wizard_offers_the_third_backend_with_its_section(third_backend: s
     save(settings, str(tmp_path / "s.toml"))
     app = QatApp(settings=settings, detect=True)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("ctrl+n")
+        await pilot.press("ctrl+n", "ctrl+n")  # Data -> Model -> Backend
         await wait_for(pilot, lambda: screen_name(app) == "BackendScreen", 30, "the backend step")
         await wait_for(pilot, lambda: app.detection is not None, 120, "detection")
         await pilot.pause()

@@ -78,10 +78,10 @@ def test_call_sequence_follows_the_sample(horizon_run):
     # calibration qconfig from get_default_qconfig, the classifier with the 32-bit-output qconfig
     # (the double names a qconfig object by its first name; the calib and qat 32-bit-out ones are one object)
     out_names = ("default_calib_8bit_weight_32bit_out_fake_quant_qconfig", "default_qat_8bit_weight_32bit_out_fake_quant_qconfig")
-    assert [m for m, _q in prepares[0]["qconfig_names"]["module_name"]] == ["classifier"]
+    assert [m for m, _q in prepares[0]["qconfig_names"]["module_name"]] == ["classifier.1"]  # the output layer, found by tracing
     assert prepares[0]["qconfig_names"]["module_name"][0][1] in out_names
     assert prepares[1]["qconfig_names"][""] == "default_qat_8bit_fake_quant_qconfig"
-    assert [m for m, _q in prepares[1]["qconfig_names"]["module_name"]] == ["classifier"]
+    assert [m for m, _q in prepares[1]["qconfig_names"]["module_name"]] == ["classifier.1"]
     assert prepares[1]["qconfig_names"]["module_name"][0][1] in out_names
     # the QAT model got the calibration state (from a model that went through calibration)
     loads = [c for c in calls if c["api"] == "load_state_dict"]

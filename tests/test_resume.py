@@ -211,10 +211,13 @@ async def test_wizard_run_survives_terminal_hangup_and_reattaches(cifar_python_r
         env = dict(os.environ, TERM="xterm-256color", COLUMNS="80", LINES="24")
         os.execvpe(_sys.executable, [_sys.executable, "-m", "qat_tui", "--config", config], env)
     try:
-        _drain_until(master, b"Step 1 of 6", 120)
-        for n in range(2, 7):  # Data -> Backend -> Stages -> Qconfig -> Compile -> Review
+        from qat_tui.state import STEPS
+
+        n_steps = len(STEPS)
+        _drain_until(master, b"Step 1 of %d" % n_steps, 120)
+        for n in range(2, n_steps + 1):  # Data -> Model -> Backend -> Stages -> Qconfig -> Compile -> Review
             os.write(master, b"\x0e")  # ctrl+n
-            _drain_until(master, b"Step %d of 6" % n, 120)
+            _drain_until(master, b"Step %d of %d" % (n, n_steps), 120)
         os.write(master, b"\x12")  # ctrl+r: run
         deadline = time.time() + 180
         seen_progress = False

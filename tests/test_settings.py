@@ -11,7 +11,8 @@ def test_defaults_follow_horizon_sample():
     assert s.data.batch_size == 256
     assert (s.qat.epochs, s.qat.optimizer, s.qat.lr, s.qat.weight_decay) == (2, "sgd", 1e-4, 2e-4)
     assert s.calib.num_images is None  # all training images
-    assert s.model.width_mult == 1.0 and s.model.num_classes == 10
+    assert s.model.width_mult == 1.0 and s.model.arch == "mobilenet_v2"
+    assert s.model.num_classes is None and s.data.image_size == 32  # classes from the data (CIFAR-10: 10), CIFAR-10 as it is
     assert s.enabled_stages() == list(S.STAGES)
 
 

@@ -131,9 +131,11 @@ class QuantBackend(ABC):
     def quant_stubs(self) -> Tuple[Any, Any]:
         """``(QuantStub(), DeQuantStub())`` instances for the float model's input and output."""
 
-    @abstractmethod
-    def normalize_transform(self) -> Callable:
-        """Tensor transform applied after ``ToTensor`` (float32 in [0, 1], CHW) to make model inputs."""
+    def normalize_transform(self) -> Optional[Callable]:
+        """The backend's own input transform after ``ToTensor`` (float32 in [0, 1], CHW), replacing
+        ``[data] mean``/``std`` (e.g. Horizon's centred YUV for pyramid input); None (the default): the
+        data's ``Normalize(mean, std)``."""
+        return None
 
     @abstractmethod
     def calib_observers(self) -> Dict[str, str]:
@@ -177,6 +179,11 @@ class QuantBackend(ABC):
                 module.eval()
                 frozen += 1
         return frozen
+
+    def qconfig_lines(self) -> List[str]:
+        """What the last :meth:`prepare` applied, in plain words (which qconfig where, e.g. the output
+        layer's 32-bit output); the stage log shows them. Default: nothing to add."""
+        return []
 
     @abstractmethod
     def load_calib_state(self, qat_model: Any, calib_state: Dict[str, Any]) -> List[str]:

@@ -28,6 +28,8 @@ def breadcrumb(current: int, names: Optional[List[str]] = None) -> Text:
     names = names or STEP_NAMES
     t = Text(" qat-tui ", style="bold")
     t.append("| ", style="dim")
+    if 11 + sum(len(n) + 5 for n in names) > 78:  # seven steps do not fit 80 columns after the name
+        t = Text(" ")
     for i, name in enumerate(names):
         if i:
             t.append(" > ", style="dim")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import typing
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
@@ -22,8 +22,8 @@ from textual.widgets import Checkbox, Input, Label, Select, Static
 from core.errors import SettingsError
 from core.settings import field_choices, field_help, section_model, validate
 
-BOOL, CHOICE, TEXT, OPT_TEXT, INT, OPT_INT, FLOAT, INT_LIST = (
-    "bool", "choice", "text", "opt_text", "int", "opt_int", "float", "int_list",
+BOOL, CHOICE, TEXT, OPT_TEXT, INT, OPT_INT, FLOAT, INT_LIST, FLOAT_LIST, TABLE = (
+    "bool", "choice", "text", "opt_text", "int", "opt_int", "float", "int_list", "float_list", "table",
 )
 
 
@@ -44,7 +44,9 @@ def field_kind(section: str, key: str) -> str:
     if ann is float:
         return FLOAT
     if typing.get_origin(ann) in (list, List):
-        return INT_LIST
+        return FLOAT_LIST if typing.get_args(ann) and typing.get_args(ann)[0] is float else INT_LIST
+    if typing.get_origin(ann) in (dict, Dict):
+        return TABLE
     return OPT_TEXT if optional else TEXT
 
 
@@ -67,7 +69,32 @@ def display_value(value: Any) -> str:
         return ""
     if isinstance(value, (list, tuple)):
         return ", ".join(str(v) for v in value)
+    if isinstance(value, dict):
+        return table_text(value)
     return str(value)
+
+
+def table_text(value: Dict[str, Any]) -> str:
+    """A dict as the inside of a TOML inline table: ``width = 8, name = "x"``."""
+    import tomlkit
+
+    inline = tomlkit.inline_table()
+    inline.update(value)
+    return inline.as_string().strip()[1:-1].strip()
+
+
+def parse_table(text: str) -> Any:
+    """``width = 8, name = "x"`` (braces optional) as a dict; the text itself when it does not parse
+    (validation then names the key)."""
+    import tomlkit
+
+    body = text.strip()
+    if body.startswith("{") and body.endswith("}"):
+        body = body[1:-1]
+    try:
+        return tomlkit.parse("v = {%s}" % body).unwrap()["v"]
+    except Exception:
+        return text
 
 
 def step_fields(section: str, step: str) -> List[str]:
@@ -163,10 +190,12 @@ class SettingField(Vertical):
         if self.kind == CHOICE:
             return c.value
         text = c.value.strip()
-        if self.kind in (OPT_INT, OPT_TEXT) and text == "":
-            return None
-        if self.kind == INT_LIST:
+        if self.kind in (OPT_INT, OPT_TEXT, FLOAT_LIST) and text == "":
+            return None  # FLOAT_LIST: [data] mean/std, unset = chosen from the weights and the data
+        if self.kind in (INT_LIST, FLOAT_LIST):
             return [p for p in re.split(r"[,\s]+", text) if p]
+        if self.kind == TABLE:
+            return parse_table(text) if text else {}
         return text
 
     def set_value(self, value: Any) -> None:

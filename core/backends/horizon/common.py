@@ -194,6 +194,9 @@ class HorizonBase(QuantBackend):
     def normalize_transform(self) -> Callable:
         return CenteredYUV()
 
+    def qconfig_lines(self) -> List[str]:
+        return list(self.last_qconfig_lines)
+
     def set_fake_quant_state(self, model: Any, state: FakeQuantState) -> None:
         from horizon_plugin_pytorch.quantization import FakeQuantState as HFQ
         from horizon_plugin_pytorch.quantization import set_fake_quantize

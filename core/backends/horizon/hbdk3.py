@@ -67,8 +67,11 @@ class Hbdk3Backend(HorizonBase):
             return dict(CALIB_OBSERVERS)
         return {"default": "this plugin version has only default_calib_8bit_fake_quant_qconfig"}
 
-    def qconfig_dict(self, stage: str, qconfig: Any) -> Tuple[Dict[str, Any], List[str]]:
+    def qconfig_dict(self, stage: str, qconfig: Any, out_layer: Optional[str] = "classifier") -> Tuple[Dict[str, Any], List[str]]:
         """The qconfig dict for ``prepare_qat_fx`` and lines explaining it in plain words.
+
+        ``out_layer``: the module computing the model's output (found by tracing,
+        :func:`core.models.output_layer`), where the 32-bit-output qconfig applies (``module_name``).
 
         Raises:
             BackendError: the chosen observer or the high-precision output is not available here.
@@ -95,13 +98,15 @@ class Hbdk3Backend(HorizonBase):
             if stage == "calib":
                 lines.append("(this plugin version has no get_default_qconfig: the calibration observer is fixed)")
         qdict: Dict[str, Any] = {"": glob}
-        if qconfig.high_precision_output:
+        if qconfig.high_precision_output and out_layer is None:
+            lines.append("output layer: none found (no conv/linear computes the output): same as all layers")
+        elif qconfig.high_precision_output:
             for name in OUT_QCONFIG_NAMES[stage]:
                 if _has(qc, name):
-                    qdict["module_name"] = {"classifier": getattr(qc, name)}
+                    qdict["module_name"] = {out_layer: getattr(qc, name)}
                     lines.append(
-                        "classifier: %s - 8-bit weights and inputs, output kept in 32 bits (not re-quantized; "
-                        "the old name 'out_8bit' meant this int32 output)" % name
+                        "output layer %s: %s - 8-bit weights and inputs, output kept in 32 bits (not re-quantized; "
+                        "the old name 'out_8bit' meant this int32 output)" % (out_layer, name)
                     )
                     break
             else:
@@ -110,17 +115,25 @@ class Hbdk3Backend(HorizonBase):
                     hint="set [qconfig] high_precision_output = false",
                 )
         else:
-            lines.append("classifier: same as all layers (8-bit output)")
+            lines.append("output layer %s: same as all layers (8-bit output)" % out_layer)
         return qdict, lines
 
     def prepare(self, float_model: Any, example_inputs: Tuple[Any, ...], stage: str, qconfig: Any) -> Any:
         from horizon_plugin_pytorch.quantization import prepare_qat_fx
 
         self._set_march()
-        qdict, lines = self.qconfig_dict(stage, qconfig)
+        from ...models import output_layer
+
+        qdict, lines = self.qconfig_dict(stage, qconfig, output_layer(float_model, example_inputs[0]))
         self.last_qconfig_lines = lines
         # prepare mutates (and may move) the model it gets: always hand it a fresh float copy.
-        return prepare_qat_fx(copy.deepcopy(float_model).cpu(), qdict)
+        try:
+            return prepare_qat_fx(copy.deepcopy(float_model).cpu(), qdict)
+        except Exception as e:  # torch.fx cannot trace the model (TraceError, a control-flow error, ...)
+            from ...models import capture_problem
+
+            msg, hint = capture_problem(e, "prepare_qat_fx (torch.fx symbolic tracing)")
+            raise BackendError(msg, hint=hint) from e
 
     def load_calib_state(self, qat_model: Any, calib_state: Dict[str, Any]) -> List[str]:
         # quick_start.md: qat_model.load_state_dict(calib_model.state_dict())

@@ -41,6 +41,7 @@ from ..base import (
     damaged_int_model,
     no_phase,
 )
+from .module_calls import distinct_module_calls
 from .check import _op_name, _output_producer, add_lowering_items, analyze_converted_graph, package_kernels
 from .graph import write_graph_picture
 from .perf import measure_perf, render_perf_html
@@ -49,11 +50,6 @@ INT_MODEL_NAME = "int_model.pt2"
 
 MAX_BATCH = 4096
 """Upper bound of the exported dynamic batch dimension (the package accepts 1..MAX_BATCH images)."""
-
-CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
-CIFAR10_STD = (0.2470, 0.2435, 0.2616)
-"""Per-channel mean/std of the CIFAR-10 training images in [0, 1], the values commonly used with
-torchvision's CIFAR10 (computed over the 50,000 training images)."""
 
 from . import CALIB_OBSERVERS  # noqa: E402  (the spec owns the choices it offers)
 
@@ -138,11 +134,6 @@ class TorchPt2eBackend(QuantBackend):
 
         # Identity modules in the float model; they mark where the quantized region begins and ends.
         return QuantStub(), DeQuantStub()
-
-    def normalize_transform(self) -> Callable:
-        import torchvision.transforms as T
-
-        return T.Normalize(CIFAR10_MEAN, CIFAR10_STD)
 
     def calib_observers(self) -> Dict[str, str]:
         return dict(CALIB_OBSERVERS)
@@ -241,11 +232,14 @@ class TorchPt2eBackend(QuantBackend):
         example = tuple(t.detach().cpu() for t in example_inputs)
         try:
             gm = self._export(model, example).module()
+        except BackendError:
+            raise
         except Exception as e:
-            raise BackendError(
-                "torch.export could not capture the float model: %s" % str(e).splitlines()[0],
-                hint="the model must be traceable by torch.export (no data-dependent Python control flow)",
-            ) from e
+            from ...models import capture_problem
+
+            msg, hint = capture_problem(e, "torch.export")
+            raise BackendError(msg, hint=hint) from e
+        distinct_module_calls(gm)
         return prepare_qat_pt2e(gm, self._quantizer(stage, qconfig))
 
     def set_fake_quant_state(self, model: Any, state: FakeQuantState) -> None:
@@ -544,3 +538,4 @@ def _fake_quants(model: Any) -> List[Tuple[str, Any]]:
 def create(settings: Any = None) -> TorchPt2eBackend:
     """The spec's factory (``[run] backend = "torch"``): the backend takes no options of its own."""
     return TorchPt2eBackend()
+

@@ -58,7 +58,7 @@ def _module_path(node: Any) -> str:
     if not stack:
         return ""
     path = list(stack.values())[-1][0]
-    return str(path).replace("L['self'].", "").replace("L__self___", "")
+    return str(path).replace("L['self'].", "").replace("L__self___", "").split("@")[0]  # @k: backend._distinct_module_calls
 
 
 def _output_producer(gm: Any) -> Any:

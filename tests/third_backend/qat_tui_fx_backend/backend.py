@@ -15,7 +15,7 @@ import os
 import statistics
 import tempfile
 import time
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Dict, List, Tuple
 
 import torch
 
@@ -48,11 +48,6 @@ class FxBackend(QuantBackend):
 
     def quant_stubs(self) -> Tuple[Any, Any]:
         return torch.nn.Identity(), torch.nn.Identity()  # FX inserts its own quant/dequant
-
-    def normalize_transform(self) -> Callable:
-        import torchvision.transforms as T
-
-        return T.Normalize((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))
 
     def calib_observers(self) -> Dict[str, str]:
         return dict(CALIB_OBSERVERS)

@@ -310,7 +310,8 @@ def _set_fake_quantize(model: torch.nn.Module, mode: FakeQuantState) -> None:
 
     observers = set()
     for _, mod in model.named_modules():
-        if isinstance(mod, FakeQuantizeBase):
+        # torch 1.10's FixedQParamsFakeQuantize (sigmoid/hardsigmoid, fixed scale) has no observer
+        if isinstance(mod, FakeQuantizeBase) and getattr(mod, "activation_post_process", None) is not None:
             observers.add(mod.activation_post_process)
 
     for _, mod in model.named_modules():

@@ -1,0 +1,150 @@
+"""Step 2: the float model: a torchvision classifier (type to jump in the list) or your own builder
+function, its keyword arguments, the input size, the number of classes and the starting weights. A
+worker builds the model as the values change and shows its parameter count, MACs at that size, the
+output shape of one forward pass, the classes found in the data and where the stubs go."""
+from __future__ import annotations
+
+from typing import Any, Dict, Iterable, Optional, Tuple
+
+from rich.text import Text
+from textual.widget import Widget
+from textual.widgets import Static
+
+from core.errors import QatError
+
+from ..widgets.fields import SettingField
+from .base import WizardStep
+
+SHOWN = (("model", "arch"), ("model", "builder"), ("model", "kwargs"), ("data", "image_size"),
+         ("model", "num_classes"), ("model", "pretrained"))
+
+
+def model_report(values: Dict[str, Dict[str, Any]]) -> "Tuple[Text, Optional[str]]":
+    """``(report, problem)``: what the model of ``values`` is (built on CPU with plain stubs: parameters,
+    MACs, output shape, output layer, classes in the data), or the ModelError message and hint, with
+    that message as the problem that keeps the step from going on. Imports torch: call it in a worker."""
+    from types import SimpleNamespace
+
+    from core.data import class_names
+    from core.models import summarize
+
+    m, d = values["model"], values["data"]
+    t = Text()
+    classes = None
+    try:
+        classes = class_names(d["root"], d["layout"])
+    except QatError as e:
+        t.append("data: %s\n" % e.msg, style="yellow")
+    if classes is not None:
+        t.append("data: %d classes (%s)\n" % (len(classes), ", ".join(classes[:6]) + (" ..." if len(classes) > 6 else "")))
+    n = m.get("num_classes") or (len(classes) if classes else None)
+    if n is None:
+        t.append("set [model] num_classes (no data found to count the classes)", style="yellow")
+        return t, None
+    if classes is not None and m.get("num_classes") and m["num_classes"] != len(classes):
+        problem = "num_classes = %d but the data has %d classes: leave it unset to take it from the data" % (
+            m["num_classes"], len(classes))
+        t.append(problem + "\n", style="red")
+        return t, problem
+    try:
+        s = summarize(SimpleNamespace(**m), n, int(d["image_size"]))
+    except QatError as e:
+        t.append(e.msg + "\n", style="red")
+        if e.hint:
+            t.append("-> " + e.hint, style="yellow")
+        return t, e.msg
+    for line in s.lines():
+        t.append(line + "\n", style="green")
+    return t, None
+
+
+class ModelScreen(WizardStep):
+    """The float model and its input; the report on the right values comes from a worker."""
+
+    INTRO = (
+        "The float model: any classifier of torchvision, or your own nn.Module (builder = file.py:function, "
+        "called with num_classes and kwargs). qat-tui adds QuantStub at the input and DeQuantStub at the "
+        "output; your code needs no change."
+    )
+
+    def compose_form(self) -> Iterable[Widget]:
+        for section, key in SHOWN:
+            if key == "arch":
+                value = self.values["model"]["arch"]
+                yield self.field(section, key, options=[(value, value)])
+            else:
+                yield self.field(section, key, placeholder={"builder": "e.g. models/net.py:build",
+                                                           "kwargs": "e.g. {width_mult = 0.5}",
+                                                           "num_classes": "unset: from the data",
+                                                           "pretrained": "state_dict file, or DEFAULT (torchvision)"}.get(key, ""))
+        yield Static(Text("building the model ...", style="dim"), id="model-report")
+
+    def on_mount(self) -> None:
+        self.get_field("model", "arch").control.focus()
+        self.run_worker(self._load_archs, thread=True, group="archs", exclusive=True)
+        self.refresh_report()
+
+    def _load_archs(self) -> None:
+        from core.models import arch_choices
+
+        try:
+            archs = arch_choices()
+        except Exception as e:  # torchvision missing or broken: the value typed stays
+            self.app.call_from_thread(self.notify, "cannot list torchvision's models: %s" % e, severity="warning")
+            return
+        self.app.call_from_thread(self._show_archs, archs)
+
+    def _show_archs(self, archs: Dict[str, str]) -> None:
+        if not self.is_attached:
+            return
+        f = self.get_field("model", "arch")
+        current = f.raw()
+        f.set_options([(name, name) for name in sorted(archs)], current if current in archs else "mobilenet_v2")
+        f.set_help("%d torchvision classifiers; type to jump. %s" % (len(archs), archs.get(current, "")))
+        self.archs = archs
+
+    archs: Dict[str, str] = {}
+
+    def _current(self) -> Optional[Dict[str, Dict[str, Any]]]:
+        values = {"model": dict(self.values["model"]), "data": dict(self.values["data"])}
+        for section, key in SHOWN:
+            err, value = self.get_field(section, key).check()
+            if err:
+                return None
+            values[section][key] = value
+        return values
+
+    def refresh_report(self) -> None:
+        self.problem = None
+        values = self._current()
+        if values is None:
+            self.query_one("#model-report", Static).update(Text("fix the values marked in red", style="dim"))
+            return
+        self.query_one("#model-report", Static).update(Text("building the model ...", style="dim"))
+        self.run_worker(lambda: self._report(values), thread=True, group="model-report", exclusive=True)
+
+    problem: Optional[str] = None
+    """Why the model of the values shown cannot be built (from the last report), or None."""
+
+    def _report(self, values: Dict[str, Dict[str, Any]]) -> None:
+        try:
+            text, problem = model_report(values)
+        except Exception as e:  # the report must never take the wizard down
+            problem = "cannot build the model: %s: %s" % (type(e).__name__, e)
+            text = Text(problem, style="red")
+        self.app.call_from_thread(self._show_report, text, problem, values)
+
+    def _show_report(self, text: Text, problem: Optional[str], values: Dict[str, Dict[str, Any]]) -> None:
+        if self.is_attached and values == self._current():  # a report of values since changed is dropped
+            self.problem = problem
+            self.query_one("#model-report", Static).update(text)
+
+    def extra_check(self) -> Optional[str]:
+        if self.problem:
+            return "The model cannot be built: see the report below the fields."
+        return None
+
+    def on_setting_field_changed(self, event: SettingField.Changed) -> None:
+        if event.field.key == "arch" and self.archs:
+            event.field.set_help("%d torchvision classifiers; type to jump. %s" % (len(self.archs), self.archs.get(event.field.raw(), "")))
+        self.refresh_report()
