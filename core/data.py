@@ -442,6 +442,10 @@ class DataBundle:
         ds = _subset(self.train_eval_tf, num_images, self.seed, 3)
         return self._loader(ds, self.settings.eval_batch_size, False, pin=pin)
 
+    def debug_loader(self, num_images: int, salt: int = 4) -> Any:
+        """A seeded subset of ``num_images`` test images (``salt`` picks another), in a fixed order."""
+        return self._loader(_subset(self.test, num_images, self.seed, salt), self.settings.eval_batch_size, False)
+
     def example_batch(self, n: int = 8) -> Any:
         """``n`` test images as a float32 tensor (n, 3, H, W), for tracing/export."""
         import torch

@@ -406,6 +406,11 @@ class Pipeline:
             return False  # the event log broke on this very event; the consumer has it
         return ok
 
+    def context(self) -> Any:
+        """The :class:`core.stages.StageContext` the stages of this run get (backend, device, data), for
+        work outside the stages on the same run (the per-layer debug)."""
+        return self._context()
+
     def _context(self) -> Any:
         from .backends import get_backend
         from .data import DataBundle

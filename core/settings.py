@@ -266,6 +266,36 @@ class QconfigSettings(_Section):
     )
 
 
+    float_layers: List[str] = Field(
+        default_factory=list, json_schema_extra=ADDED,
+        description="Layers kept in float (not quantized): their output and weights; names as `qat-tui debug "
+        "RUN_DIR` shows them (module paths such as 'layer1.0.conv2'). Reruns calib and qat.",
+    )
+
+    @field_validator("float_layers")
+    @classmethod
+    def _layer_names(cls, v: List[str]) -> List[str]:
+        names = [n.strip() for n in v]
+        if any(not n for n in names):
+            raise ValueError("layer names must not be empty")
+        return list(dict.fromkeys(names))
+
+
+class DebugSettings(_Section):
+    images: int = Field(
+        32, ge=1, le=10000,
+        description="Test images the per-layer comparison of `qat-tui debug` runs on (float vs quantized model).",
+    )
+    sensitivity_layers: int = Field(
+        8, ge=0, le=200,
+        description="The worst layers (by their own, same-input error) whose top-1 gain in float is measured.",
+    )
+    eval_images: int = Field(
+        500, ge=10,
+        description="Test images of the sensitivity and per-class accuracy measures (a seeded subset).",
+    )
+
+
 class IntInferStageSettings(_Section):
     enabled: bool = Field(True, description="Convert to the integer model and evaluate it on the test set.")
 
@@ -307,6 +337,9 @@ class Settings(_Section):
     )
     compile: CompileStageSettings = Field(
         default_factory=CompileStageSettings, description="Stage 5: deployable artifact and reports."
+    )
+    debug: DebugSettings = Field(
+        default_factory=DebugSettings, description="Per-layer debug (qat-tui debug RUN_DIR): why int8 lost accuracy."
     )
 
     model_config = ConfigDict(extra="allow", validate_assignment=True)  # the backends' sections

@@ -9,6 +9,7 @@
     qat-tui attach [RUN_DIR]                follow a run (running or finished) in the wizard
     qat-tui resume RUN_DIR                  continue a stopped run where it stopped
     qat-tui export RUN_DIR -o FILE          the run's settings as a standalone Python script
+    qat-tui debug RUN_DIR [--keep-float L]  per-layer float-vs-int8 errors; keep layers in float
 
 Nothing here imports torch or Textual at module level, so ``qat-tui --help`` answers at once.
 """
@@ -30,6 +31,8 @@ examples:
   qat-tui run --config quick.toml --detach  keep training after the SSH session ends
   qat-tui attach                            watch the most recent run
   qat-tui export runs/x -o qat_x.py         python qat_x.py --stage float (no wizard needed)
+  qat-tui debug runs/x                      which layers lost the accuracy, and their top-1 gain in float
+  qat-tui debug runs/x --keep-float mid     the fix: [qconfig] float_layers += mid, then rerun
 """
 
 
@@ -82,6 +85,17 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("-o", "--output", metavar="FILE", help="file to write (default: print to stdout)")
     pr.add_argument("--data", metavar="DIR", help="set [data] root")
     pr.add_argument("--run-dir", metavar="DIR", help="set [run] run_dir")
+    db = sub.add_parser("debug", help="per-layer debug: why the int8 model lost accuracy",
+                        description="Compare the float and the quantized (qat, else calib) model layer by layer "
+                        "([debug] images test images): SQNR/cosine/max error per layer, accumulated and with the "
+                        "float input; the top-1 gained by keeping each of the worst layers in float; per-class "
+                        "accuracy. Writes debug_report.json and debug_report.html into the run folder.")
+    db.add_argument("run_dir", metavar="RUN_DIR", help="a run directory (holds settings.toml)")
+    db.add_argument("--images", type=int, metavar="N", help="override [debug] images")
+    db.add_argument("--layers", type=int, metavar="K", help="override [debug] sensitivity_layers")
+    db.add_argument("--keep-float", action="append", metavar="LAYER", default=[],
+                    help="add LAYER to the run's [qconfig] float_layers (repeatable) and show what reruns; "
+                    "no debug is run")
     mo = sub.add_parser("models", help="list the models [model] arch accepts",
                         description="The classification models of the installed torchvision ([model] arch), "
                         "with one line each; your own model goes in [model] builder = \"file.py:function\".")
@@ -273,6 +287,69 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_debug(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from core import settings as S
+    from core.errors import QatError, SettingsError
+
+    console = Console()
+    try:
+        settings = _settings_of(args.run_dir)
+        if args.keep_float:
+            from core.debug import load_report, with_float_layers
+            from core.pipeline import Pipeline
+
+            report = load_report(settings.run_path())
+            if report is not None:
+                import difflib
+
+                known = [layer["name"] for layer in report.layers]
+                for name in args.keep_float:
+                    if name not in known:
+                        near = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+                        raise SettingsError("%r is not a layer of this model%s" % (
+                            name, "; nearest: " + ", ".join(near) if near else ""),
+                            hint="the layers are the names in qat-tui debug %s" % args.run_dir)
+            settings = with_float_layers(settings, args.keep_float)
+            path = S.save(settings, _settings_file(args.run_dir)) or _settings_file(args.run_dir)
+            print("[qconfig] float_layers = %s written to %s" % (list(settings.qconfig.float_layers), path))
+            for item in Pipeline(settings).plan():
+                if item.action == "run":
+                    print("  %-10s reruns: %s" % (item.stage, item.reason))
+            print("rerun: qat-tui run --config %s" % path)
+            return 0
+        over = {}
+        if args.images:
+            over["images"] = args.images
+        if args.layers is not None:
+            over["sensitivity_layers"] = args.layers
+        if over:
+            data = settings.model_dump()
+            data["debug"].update(over)
+            settings = S.validate(data)
+        from core.debug import REPORT_HTML, REPORT_JSON, run_debug
+
+        with console.status("per-layer debug of %s" % settings.run_path()) as status:
+            report = run_debug(settings, log=lambda m: status.update(m[:100]))
+    except QatError as e:
+        _print_error(e)
+        return 2
+    from .debug_table import print_report
+
+    print_report(console, report)
+    print("wrote %s and %s in %s" % (REPORT_JSON, REPORT_HTML, report.run_dir))
+    return 0
+
+
+def _settings_file(run_dir_or_file: str) -> str:
+    import os
+
+    from core import settings as S
+
+    return os.path.join(run_dir_or_file, S.SETTINGS_FILENAME) if os.path.isdir(run_dir_or_file) else run_dir_or_file
+
+
 def _cmd_preset(args: argparse.Namespace) -> int:
     from core import settings as S
     from core.errors import QatError
@@ -355,6 +432,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             return _cmd_resume(args)
         if args.command == "export":
             return _cmd_export(args)
+        if args.command == "debug":
+            return _cmd_debug(args)
         return _cmd_wizard(args)
     except KeyboardInterrupt:
         return 130

@@ -86,11 +86,15 @@ def test_exported_script_builds_the_same_user_model(three_class_root: str, tmp_p
         pytest.skip("the torch backend needs torch >= 2.5 and torchao")
     from core.export import export_script, script_run_dir
 
-    common = own_model_settings(three_class_root, "", MODELS["user_net"], run={"threads": 2, "seed": 1})
+    # one layer kept in float: the script must remove the same fake quants as the engine ([qconfig] float_layers)
+    common = own_model_settings(three_class_root, "", MODELS["user_net"], run={"threads": 2, "seed": 1},
+                                qconfig={"float_layers": ["branch_a.0"]})
     engine = _run(validate(dict(common, run=dict(common["run"], run_dir=str(tmp_path / "engine")))))["metrics"]
     script, _toml = export_script(validate(dict(common, run=dict(common["run"], run_dir=str(tmp_path / "x")))),
                                   str(tmp_path / "qat_user_net.py"))
-    assert USER_NET in open(script).read()  # the user's file, by its absolute path
+    text = open(script).read()
+    assert USER_NET in text  # the user's file, by its absolute path
+    assert "keep_float(prepared, SETTINGS" in text
     for stage in ("float", "calib", "qat", "int_infer"):
         proc = subprocess.run([sys.executable, script, "--stage", stage], capture_output=True, text=True, cwd=str(tmp_path))
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]

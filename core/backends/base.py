@@ -93,6 +93,45 @@ class CompileResult:
     metrics: Dict[str, Any] = field(default_factory=dict)  # headline figures for the results screen
 
 
+@dataclass
+class LayerComparison:
+    """One quantized layer of a prepared model compared with the float model (:meth:`QuantBackend.compare_layers`).
+
+    The three error figures compare the layer's output tensor ``y`` (fake-quantized) with the float
+    model's ``x`` over all images: ``cosine`` and ``sqnr_db`` = 10·log10(Σx² / Σ(x−y)²) are computed per
+    output channel (dim 1) and averaged over the channels where x is not all zero, so that a few large
+    channels cannot hide the crushed rest (a whole-tensor figure is dominated by them); ``max_abs`` is
+    max |x − y| over the tensor. SQNR as torch.ao.ns.fx.utils.compute_sqnr (there 20·log10 of the norm
+    ratio, the same number), capped at 100 dB when y == x.
+
+    Attributes:
+        name: the layer (the ``[qconfig] float_layers`` name). ``op``: what computes it.
+        accumulated: {"cosine", "sqnr_db", "max_abs"}: each model fed its own previous layer's output.
+        same_input: the same figures with this layer fed the float model's input: its error alone.
+        float_min, float_max: range of the float output; ``scale``/``zero_point``: its fake quant's (None
+            for a float output).
+        clipped: fraction of float outputs outside the fake quant's range (0..1).
+        levels_used: quantization levels that hold 99.9 % of the outputs (of ``levels``).
+        weight_outliers: max over output channels of max|w| / mean|w| of its weights (None: no weights).
+    """
+
+    name: str
+    op: str
+    accumulated: Dict[str, float]
+    same_input: Dict[str, float]
+    float_min: float = 0.0
+    float_max: float = 0.0
+    scale: Optional[float] = None
+    zero_point: Optional[int] = None
+    clipped: float = 0.0
+    levels_used: Optional[int] = None
+    levels: Optional[int] = None
+    weight_outliers: Optional[float] = None
+
+    def to_dict(self) -> Dict[str, Any]:
+        return dict(self.__dict__)
+
+
 Log = Callable[[str], None]
 Phase = Callable[[str], ContextManager[None]]
 """``phase(name)``: a context manager around a long step without batch progress (the pipeline sends
@@ -249,6 +288,34 @@ class QuantBackend(ABC):
     def load_deployable(self, path: str) -> Optional[Callable]:
         """A callable running the deployable artifact on CPU tensors, if it can run here (else None)."""
         return None
+
+    # ---------------------------------------------------------------------------- per-layer debug
+    def compare_layers(self, float_model: Any, prepared: Any, stage: str, qconfig: Any, batches: Any) -> List[LayerComparison]:
+        """Compare each quantized layer of ``prepared`` (validation state) with ``float_model`` over
+        ``batches`` (an iterable of float32 (N, 3, H, W) CPU tensors), in graph order.
+
+        Args:
+            stage: the stage ``prepared`` comes from (``"calib"``/``"qat"``): the float reference is
+                prepared the same way, fake quant off.
+
+        Raises:
+            BackendError: this backend has no per-layer debug (the default).
+        """
+        from ..errors import BackendError
+
+        raise BackendError("the %s backend has no per-layer debug yet" % self.name,
+                           hint="run the debug on a run of the torch backend")
+
+    def layers_in_float(self, prepared: Any, names: List[str]) -> ContextManager[None]:
+        """A context in which the named layers of ``prepared`` run in float (fake quant off on their
+        output and weights), for the sensitivity measure; restored on exit.
+
+        Raises:
+            BackendError: no per-layer debug (the default); ValueError: a name is no layer.
+        """
+        from ..errors import BackendError
+
+        raise BackendError("the %s backend has no per-layer debug yet" % self.name)
 
     def signature(self) -> Dict[str, Any]:
         """What checkpoints record about the backend, to refuse ones made by another backend."""

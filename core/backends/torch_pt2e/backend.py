@@ -240,7 +240,36 @@ class TorchPt2eBackend(QuantBackend):
             msg, hint = capture_problem(e, "torch.export")
             raise BackendError(msg, hint=hint) from e
         distinct_module_calls(gm)
-        return prepare_qat_pt2e(gm, self._quantizer(stage, qconfig))
+        prepared = prepare_qat_pt2e(gm, self._quantizer(stage, qconfig))
+        self._float_layers = []
+        names = list(getattr(qconfig, "float_layers", None) or [])
+        if names:
+            from ...errors import SettingsError
+            from .layers import keep_float
+
+            try:
+                self._float_layers = keep_float(prepared, names)
+            except ValueError as e:
+                raise SettingsError(str(e), hint="use the names `qat-tui debug RUN_DIR` shows, or clear [qconfig] float_layers") from None
+        return prepared
+
+    def qconfig_lines(self) -> List[str]:
+        return ["kept in float ([qconfig] float_layers): %s (%s)" % (layer.name, layer.op)
+                for layer in getattr(self, "_float_layers", [])]
+
+    # ----------------------------------------------------------------------------- per-layer debug
+    def compare_layers(self, float_model: Any, prepared: Any, stage: str, qconfig: Any, batches: Any) -> List[Any]:
+        """See :class:`~core.backends.base.QuantBackend.compare_layers` and :mod:`.debug`."""
+        from . import debug
+
+        batches = list(batches)
+        ref = debug.float_reference(self, float_model, batches[0], stage, qconfig)
+        return debug.compare(ref, prepared, batches)
+
+    def layers_in_float(self, prepared: Any, names: List[str]) -> Any:
+        from . import debug
+
+        return debug.layers_in_float(prepared, names)
 
     def set_fake_quant_state(self, model: Any, state: FakeQuantState) -> None:
         from torchao.quantization.pt2e import (

@@ -9,6 +9,7 @@ from collections import Counter
 from typing import Any, Dict, List
 
 from ..base import CheckItem, CheckReport
+from .layers import module_path as _module_path, op_name as _op_name  # noqa: F401  (graph.py, backend.py use them)
 
 _QDQ_OPS = {
     "quantize_per_tensor",
@@ -34,13 +35,6 @@ _NOOPS = {
 }
 
 
-def _op_name(node: Any) -> str:
-    target = getattr(node, "target", None)
-    name = getattr(target, "__name__", str(target))
-    # aten ops print as "conv2d.default"; python ops as their name
-    return name.split(".")[0]
-
-
 def _is_qdq(node: Any) -> bool:
     return node.op == "call_function" and _op_name(node) in _QDQ_OPS
 
@@ -51,14 +45,6 @@ def _is_dq(node: Any) -> bool:
 
 def _is_q(node: Any) -> bool:
     return _is_qdq(node) and _op_name(node).startswith("quantize")
-
-
-def _module_path(node: Any) -> str:
-    stack = node.meta.get("nn_module_stack") or {}
-    if not stack:
-        return ""
-    path = list(stack.values())[-1][0]
-    return str(path).replace("L['self'].", "").replace("L__self___", "").split("@")[0]  # @k: backend._distinct_module_calls
 
 
 def _output_producer(gm: Any) -> Any:

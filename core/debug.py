@@ -1,0 +1,320 @@
+"""Why did the int8 model lose accuracy? The per-layer debug of a run (``qat-tui debug RUN_DIR``).
+
+On ``[debug] images`` test images it compares the float model (``float-checkpoint.ckpt``) with the last
+quantized model (``qat-checkpoint.ckpt``, else ``calib-checkpoint.ckpt``, rebuilt as int_infer rebuilds
+it) layer by layer, through the backend (:meth:`core.backends.base.QuantBackend.compare_layers`): SQNR,
+cosine and max error of each layer's output, *accumulated* (each model fed its own previous output) and
+*same input* (the layer's own error, fed the float input), with its range, scale, clipping and levels
+used. The layers are ranked by their same-input SQNR; for the ``[debug] sensitivity_layers`` worst, the
+top-1 on ``[debug] eval_images`` test images with only that layer in float is measured ("top-1
+gained"), and per-class accuracy and the confusion matrices of float vs quantized are computed on the
+same images. The fix is ``[qconfig] float_layers`` (see :func:`with_float_layers`).
+
+Writes ``debug_report.json`` and ``debug_report.html`` into the run folder (atomically).
+"""
+from __future__ import annotations
+
+import html
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional
+
+from .errors import CheckpointError
+
+REPORT_JSON = "debug_report.json"
+REPORT_HTML = "debug_report.html"
+
+CLIPPED_FRACTION = 0.001
+"""A layer whose float outputs fall outside its fake quant's range more often than this is "clipped"."""
+FEW_LEVELS = 16
+"""99.9 % of a layer's outputs in this many levels or fewer (of 256): a few large values set the scale."""
+WEIGHT_OUTLIER_RATIO = 20.0
+"""max|w| / mean|w| of an output channel above this: weights with outliers (a Gaussian's ratio at
+~1,000 weights is about 4; per-channel 8-bit keeps ~1/127 of the maximum per step)."""
+ACCUMULATED_DROP_DB = 6.0
+"""Drop of the accumulated SQNR from the previous layer that marks "accumulated error starts here"."""
+
+
+@dataclass
+class DebugReport:
+    """The result of :func:`run_debug` (as written to ``debug_report.json``).
+
+    Attributes:
+        layers: per layer in graph order: LayerComparison's fields plus ``rank`` (1 = worst by same-input
+            SQNR), ``reasons`` (plain words), ``top1_gained`` (points, None when not measured).
+        top1: {"float": %, "quantized": %} on the evaluation subset; ``eval_images``: its size.
+        per_class: [{"class", "images", "float", "quantized"}] accuracy in %.
+        confusion: {"float": rows = true class, columns = predicted, counts; "quantized": ...}.
+    """
+
+    run_dir: str
+    source: str
+    backend: str
+    images: int
+    eval_images: int
+    layers: List[Dict[str, Any]]
+    top1: Dict[str, float]
+    per_class: List[Dict[str, Any]]
+    confusion: Dict[str, List[List[int]]]
+    classes: List[str]
+    float_layers: List[str] = field(default_factory=list)
+    seconds: float = 0.0
+    created: str = ""
+
+    def worst(self) -> List[Dict[str, Any]]:
+        """The layers by rank (worst first)."""
+        return sorted(self.layers, key=lambda layer: layer["rank"])
+
+    def to_dict(self) -> Dict[str, Any]:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_dict(cls, d: Dict[str, Any]) -> "DebugReport":
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+
+
+def _needs(settings: Any) -> None:
+    """Refuse a run whose float or quantized checkpoint is missing, naming the stage to run."""
+    from .stages import check_inputs, stage_inputs
+
+    for stage in ("calib", "int_infer"):
+        for name, producer in stage_inputs(settings, stage):
+            path = os.path.join(settings.run_path(), name)
+            if not os.path.exists(path):
+                raise CheckpointError(
+                    "debug compares the float model with the quantized one and needs %s, which is not in %s"
+                    % (name, settings.run_path()),
+                    hint="run the %s stage first (qat-tui run --config FILE --stage %s)" % (producer, producer),
+                )
+        check_inputs(settings, stage)
+    from .pipeline import Pipeline
+
+    used = {"float"} | {producer for _n, producer in stage_inputs(settings, "int_infer")}
+    for item in Pipeline(settings).plan():
+        if item.stage in used and item.action == "run":
+            raise CheckpointError(
+                "debug needs the %s stage's result for these settings, but it would run again: %s" % (item.stage, item.reason),
+                hint="run the stages first (qat-tui run --config %s), then debug"
+                % os.path.join(settings.run_path(), "settings.toml"),
+            )
+
+
+def run_debug(settings: Any, log: Callable[[str], None] = lambda _m: None, backend: Any = None,
+              cancel: Any = None) -> DebugReport:
+    """Run the per-layer debug of the run folder of ``settings`` and write its reports.
+
+    Args:
+        settings: the run's settings (``[debug]`` sizes; the run folder).
+        log: progress lines.
+        backend: a backend instance instead of the settings' one (tests pass a toolchain's double).
+        cancel: a ``threading.Event``; set, the debug stops with :class:`core.errors.Cancelled`.
+
+    Raises:
+        CheckpointError: the float or quantized checkpoint is missing/changed (names the stage to run).
+        BackendError: the backend has no per-layer debug.
+    """
+    import threading
+
+    from .backends.base import FakeQuantState
+    from .engine import LoopContext
+    from .io import atomic_write_json, atomic_write_text
+    from .pipeline import Pipeline
+    from .stages import load_float_model, restore_prepared
+
+    t0 = time.time()
+    _needs(settings)
+    cancel = cancel or threading.Event()
+    pipeline = Pipeline(settings, backend=backend, cancel=cancel,
+                        emit=lambda ev: log(ev.text) if hasattr(ev, "text") else None)
+    ctx = pipeline.context()
+    ctx.stage = "debug"
+    loop = LoopContext("debug", lambda _e: None, cancel, "cpu")
+    cfg = settings.debug
+    float_model = load_float_model(ctx).cpu().eval()
+    prepared, source = restore_prepared(ctx)
+    prepared = prepared.cpu()
+    ctx.backend.set_fake_quant_state(prepared, FakeQuantState.VALIDATION)
+
+    images = _batches(ctx.data.debug_loader(cfg.images), loop)
+    log("comparing every quantized layer's output on %d test images: float model vs the %s model"
+        % (sum(b.shape[0] for b in images), source))
+    comparisons = ctx.backend.compare_layers(float_model, prepared, source, settings.qconfig, images)
+    loop.check_cancel()
+    layers = _rank([c.to_dict() for c in comparisons])
+
+    eval_loader = ctx.data.debug_loader(cfg.eval_images, salt=5)
+    log("float vs %s top-1 and per-class accuracy on %d test images" % (source, len(eval_loader.dataset)))
+    classes = list(ctx.data.classes)
+    base = _predict(float_model, prepared, eval_loader, len(classes), loop)
+    for layer in sorted(layers, key=lambda r: r["rank"])[: cfg.sensitivity_layers]:
+        with ctx.backend.layers_in_float(prepared, [layer["name"]]):
+            top1 = _top1(prepared, eval_loader, loop)
+        layer["top1_gained"] = round(top1 - base["top1_q"], 2)
+        log("  %s in float: top-1 %.2f%% (%+.2f)" % (layer["name"], top1, layer["top1_gained"]))
+
+    report = DebugReport(
+        run_dir=settings.run_path(), source=source, backend=settings.run.backend,
+        images=sum(b.shape[0] for b in images), eval_images=len(eval_loader.dataset), layers=layers,
+        top1={"float": base["top1_f"], "quantized": base["top1_q"]},
+        per_class=[{"class": c, "images": base["n"][i], "float": base["acc_f"][i], "quantized": base["acc_q"][i]}
+                   for i, c in enumerate(classes)],
+        confusion={"float": base["cm_f"], "quantized": base["cm_q"]}, classes=classes,
+        float_layers=list(settings.qconfig.float_layers), seconds=round(time.time() - t0, 1),
+        created=time.strftime("%Y-%m-%dT%H:%M:%S"),
+    )
+    atomic_write_json(os.path.join(settings.run_path(), REPORT_JSON), report.to_dict())
+    atomic_write_text(os.path.join(settings.run_path(), REPORT_HTML), render_html(report))
+    return report
+
+
+def load_report(run_dir: str) -> Optional[DebugReport]:
+    """The debug report of ``run_dir``, or None when there is none (or it does not parse)."""
+    import json
+
+    try:
+        with open(os.path.join(run_dir, REPORT_JSON), encoding="utf-8") as f:
+            return DebugReport.from_dict(json.load(f))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+# ------------------------------------------------------------------------------------ measurement
+
+def _batches(loader: Any, loop: Any) -> List[Any]:
+    out = []
+    for images, _target in loader:
+        loop.check_cancel()
+        out.append(images)
+    return out
+
+
+def _top1(model: Any, loader: Any, loop: Any) -> float:
+    import torch
+
+    hit = seen = 0
+    with torch.no_grad():
+        for images, target in loader:
+            loop.check_cancel()
+            hit += int((model(images).argmax(1) == target).sum())
+            seen += int(target.numel())
+    return 100.0 * hit / max(seen, 1)
+
+
+def _predict(float_model: Any, quantized: Any, loader: Any, n_classes: int, loop: Any) -> Dict[str, Any]:
+    import torch
+
+    cm_f = torch.zeros(n_classes, n_classes, dtype=torch.long)
+    cm_q = torch.zeros_like(cm_f)
+    with torch.no_grad():
+        for images, target in loader:
+            loop.check_cancel()
+            for cm, model in ((cm_f, float_model), (cm_q, quantized)):
+                pred = model(images).argmax(1)
+                cm.index_put_((target, pred), torch.ones_like(target), accumulate=True)
+    n = cm_f.sum(1)
+
+    def acc(cm: Any) -> List[float]:
+        return [round(100.0 * float(cm[i, i]) / max(int(n[i]), 1), 2) for i in range(n_classes)]
+
+    total = max(int(n.sum()), 1)
+    return {"cm_f": cm_f.tolist(), "cm_q": cm_q.tolist(), "n": n.tolist(), "acc_f": acc(cm_f), "acc_q": acc(cm_q),
+            "top1_f": round(100.0 * float(cm_f.diag().sum()) / total, 2),
+            "top1_q": round(100.0 * float(cm_q.diag().sum()) / total, 2)}
+
+
+def _rank(layers: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """Rank (1 = lowest same-input SQNR) and give each layer its reasons in plain words."""
+    order = sorted(range(len(layers)), key=lambda i: layers[i]["same_input"]["sqnr_db"])
+    for rank, i in enumerate(order, 1):
+        layers[i]["rank"] = rank
+    drops = [(layers[i - 1]["accumulated"]["sqnr_db"] - layers[i]["accumulated"]["sqnr_db"], i)
+             for i in range(1, len(layers))]
+    start = max(drops)[1] if drops and max(drops)[0] >= ACCUMULATED_DROP_DB else None
+    for i, layer in enumerate(layers):
+        layer.setdefault("top1_gained", None)
+        layer["reasons"] = reasons(layer, starts_here=(i == start))
+    return layers
+
+
+def reasons(layer: Dict[str, Any], starts_here: bool = False) -> List[str]:
+    """Plain-words reasons for a layer's error (thresholds: the module constants)."""
+    out = []
+    if layer.get("scale") is not None and layer["clipped"] > CLIPPED_FRACTION:
+        lo = (0 - (layer["zero_point"] or 0)) * layer["scale"]
+        hi = lo + (layer["levels"] - 1) * layer["scale"]
+        out.append("output range clipped: %.1f%% of the float outputs fall outside [%.3g, %.3g]"
+                   % (100 * layer["clipped"], lo, hi))
+    if layer.get("levels_used") is not None and layer["levels_used"] <= FEW_LEVELS:
+        out.append("a few large values set the scale: 99.9%% of the outputs use %d of %d levels (range %.3g..%.3g)"
+                   % (layer["levels_used"], layer["levels"], layer["float_min"], layer["float_max"]))
+    if layer.get("weight_outliers") is not None and layer["weight_outliers"] > WEIGHT_OUTLIER_RATIO:
+        out.append("weights with outliers: a channel's largest weight is %.0fx its mean" % layer["weight_outliers"])
+    if starts_here:
+        out.append("accumulated error starts here")
+    if not out and layer["same_input"]["sqnr_db"] < 20:
+        out.append("its own 8-bit error is large (same-input SQNR %.1f dB)" % layer["same_input"]["sqnr_db"])
+    return out
+
+
+def with_float_layers(settings: Any, names: List[str]) -> Any:
+    """A copy of ``settings`` with ``names`` added to ``[qconfig] float_layers`` (the one-key fix)."""
+    from . import settings as S
+
+    data = settings.model_dump()
+    data["qconfig"]["float_layers"] = list(dict.fromkeys(list(settings.qconfig.float_layers) + list(names)))
+    return S.validate(data)
+
+
+# ------------------------------------------------------------------------------------------- html
+
+def render_html(report: DebugReport) -> str:
+    """A self-contained page: summary, per-layer table (worst highlighted), SQNR along the depth as an
+    inline SVG, per-class accuracy."""
+    e = html.escape
+    rows = []
+    for layer in report.layers:
+        worst = layer["rank"] <= 3
+        gained = "" if layer["top1_gained"] is None else "%+.2f" % layer["top1_gained"]
+        rows.append("<tr%s><td>%d</td><td>%s</td><td>%s</td><td>%.1f</td><td>%.4f</td><td>%.3g</td><td>%.1f</td>"
+                    "<td>%.4f</td><td>%s</td><td>%s</td><td>%s</td></tr>" % (
+                        ' class="worst"' if worst else "", layer["rank"], e(layer["name"]), e(layer["op"]),
+                        layer["same_input"]["sqnr_db"], layer["same_input"]["cosine"], layer["same_input"]["max_abs"],
+                        layer["accumulated"]["sqnr_db"], layer["accumulated"]["cosine"],
+                        "-" if layer["scale"] is None else "%.3g" % layer["scale"], gained, e("; ".join(layer["reasons"]))))
+    classes = "".join("<tr><td>%s</td><td>%d</td><td>%.2f</td><td>%.2f</td><td>%+.2f</td></tr>" % (
+        e(c["class"]), c["images"], c["float"], c["quantized"], c["quantized"] - c["float"]) for c in report.per_class)
+    return """<!doctype html><html><head><meta charset="utf-8"><title>qat-tui debug report</title>
+<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px;
+font-size:13px}tr.worst{background:#fde2e2}</style></head><body>
+<h1>Per-layer debug: float vs %s model</h1>
+<p>%s. Backend %s; %d images compared, %d for top-1 (float %.2f%%, quantized %.2f%%); %.0f s.
+Layers kept in float: %s.</p>
+<h2>SQNR along the depth (dB)</h2>%s
+<h2>Layers (graph order; rank 1 = largest own error)</h2>
+<table><tr><th>rank</th><th>layer</th><th>op</th><th>same-input SQNR</th><th>cosine</th><th>max err</th>
+<th>accumulated SQNR</th><th>cosine</th><th>scale</th><th>top-1 gained in float</th><th>why</th></tr>%s</table>
+<h2>Per class (top-1 %%)</h2><table><tr><th>class</th><th>images</th><th>float</th><th>quantized</th><th>change</th></tr>%s</table>
+</body></html>
+""" % (e(report.source), e(report.run_dir), e(report.backend), report.images, report.eval_images,
+       report.top1["float"], report.top1["quantized"], report.seconds, e(", ".join(report.float_layers) or "none"),
+       _svg(report.layers), "".join(rows), classes)
+
+
+def _svg(layers: List[Dict[str, Any]], w: int = 720, h: int = 220) -> str:
+    if not layers:
+        return ""
+    vals = [(layer["same_input"]["sqnr_db"], layer["accumulated"]["sqnr_db"]) for layer in layers]
+    top = max(max(v) for v in vals) or 1.0
+    n = max(len(vals) - 1, 1)
+
+    def line(k: int, colour: str) -> str:
+        pts = " ".join("%.1f,%.1f" % (10 + i * (w - 20) / n, h - 10 - max(v[k], 0) * (h - 20) / top) for i, v in enumerate(vals))
+        return '<polyline fill="none" stroke="%s" stroke-width="2" points="%s"/>' % (colour, pts)
+
+    return ('<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d">%s%s'
+            '<text x="12" y="14" font-size="12" fill="#c33">same input</text>'
+            '<text x="100" y="14" font-size="12" fill="#36c">accumulated</text></svg>' % (w, h, line(0, "#c33"), line(1, "#36c")))
+
+
+__all__ = ["DebugReport", "run_debug", "load_report", "reasons", "with_float_layers", "render_html", "REPORT_JSON", "REPORT_HTML"]
