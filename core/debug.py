@@ -266,6 +266,50 @@ def with_float_layers(settings: Any, names: List[str]) -> Any:
     return S.validate(data)
 
 
+BEFORE_FIX = "before_fix.json"
+"""The run's results before ``[qconfig] float_layers`` changed, for the side-by-side comparison."""
+
+
+def results_snapshot(run_dir: str, settings: Any) -> Dict[str, Any]:
+    """Top-1 per stage, the compile stage's latency figures, the deployable's size and the layers in
+    float of the run in ``run_dir`` as it is now (from its state.json)."""
+    from .record import RunRecord
+    from .stage_table import STAGES
+
+    rec = RunRecord.from_state(run_dir)
+    compile_metrics = rec.metrics.get("compile", {})
+    sizes = {name: a.get("size") for name, a in rec.artifacts.items() if a.get("stage") == "compile"}
+    deployable = next((n for n in ("model.hbm", "model.pt2") if n in sizes), None)
+    return {
+        "top1": {stage: rec.top1(stage) for stage in STAGES},
+        "latency_ms": {k: v for k, v in compile_metrics.items() if k.startswith("latency_ms_")},
+        "deployable": deployable,
+        "deployable_size": sizes.get(deployable) if deployable else None,
+        "float_layers": list(settings.qconfig.float_layers),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+
+
+def save_before_fix(run_dir: str, settings: Any) -> str:
+    """Keep :func:`results_snapshot` as ``before_fix.json`` (atomically) before a fix reruns stages."""
+    from .io import atomic_write_json
+
+    path = os.path.join(run_dir, BEFORE_FIX)
+    atomic_write_json(path, results_snapshot(run_dir, settings))
+    return path
+
+
+def load_before_fix(run_dir: str) -> Optional[Dict[str, Any]]:
+    """What :func:`save_before_fix` kept, or None."""
+    import json
+
+    try:
+        with open(os.path.join(run_dir, BEFORE_FIX), encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
 # ------------------------------------------------------------------------------------------- html
 
 def render_html(report: DebugReport) -> str:
@@ -317,4 +361,4 @@ def _svg(layers: List[Dict[str, Any]], w: int = 720, h: int = 220) -> str:
             '<text x="100" y="14" font-size="12" fill="#36c">accumulated</text></svg>' % (w, h, line(0, "#c33"), line(1, "#36c")))
 
 
-__all__ = ["DebugReport", "run_debug", "load_report", "reasons", "with_float_layers", "render_html", "REPORT_JSON", "REPORT_HTML"]
+__all__ = ["DebugReport", "run_debug", "results_snapshot", "save_before_fix", "load_before_fix", "BEFORE_FIX", "load_report", "reasons", "with_float_layers", "render_html", "REPORT_JSON", "REPORT_HTML"]

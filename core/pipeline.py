@@ -85,8 +85,14 @@ def upstream_stage(settings: Settings, stage: str) -> Optional[str]:
 
 
 def _diff(old: Dict[str, Any], new: Dict[str, Any]) -> List[str]:
+    """``section.key old -> new`` per changed key; a key left out at its default (settings.ADDED) shows
+    as ``default``."""
     keys = sorted(set(old) | set(new))
-    return ["%s %r -> %r" % (k, old.get(k), new.get(k)) for k in keys if old.get(k) != new.get(k)]
+
+    def shown(d: Dict[str, Any], k: str) -> str:
+        return repr(d[k]) if k in d else "default"
+
+    return ["%s %s -> %s" % (k, shown(old, k), shown(new, k)) for k in keys if old.get(k) != new.get(k) or (k in old) != (k in new)]
 
 
 @dataclass

@@ -311,7 +311,11 @@ def _cmd_debug(args: argparse.Namespace) -> int:
                         raise SettingsError("%r is not a layer of this model%s" % (
                             name, "; nearest: " + ", ".join(near) if near else ""),
                             hint="the layers are the names in qat-tui debug %s" % args.run_dir)
+            from core.debug import save_before_fix
+
+            before = settings
             settings = with_float_layers(settings, args.keep_float)
+            save_before_fix(before.run_path(), before)  # the results screen shows before/after
             path = S.save(settings, _settings_file(args.run_dir)) or _settings_file(args.run_dir)
             print("[qconfig] float_layers = %s written to %s" % (list(settings.qconfig.float_layers), path))
             for item in Pipeline(settings).plan():

@@ -52,7 +52,7 @@ def sort_key(key: str) -> Callable[[Dict[str, Any]], Any]:
 
 def summary(report: Any) -> str:
     """One line: what was compared and the top-1 of both models."""
-    return "float vs %s model, %d images compared; top-1 on %d test images: float %.2f%%, quantized %.2f%% (%+.2f); %.0f s" % (
+    return "float vs %s, %d images; top-1 on %d: float %.2f%%, int8 %.2f%% (%+.2f); %.0f s" % (
         report.source, report.images, report.eval_images, report.top1["float"], report.top1["quantized"],
         report.top1["quantized"] - report.top1["float"], report.seconds)
 

@@ -177,7 +177,15 @@ class WizardState:
         return validate(copy.deepcopy(self.values), source="settings")
 
     def attach_settings(self, run_dir: str) -> Settings:
-        """The settings to show an attached run with: the given ones, with its run folder."""
+        """The settings to show an attached run with: the run folder's own settings.toml (what the run
+        ran with; a moved folder runs where it is), else the given ones with its run folder."""
+        from core.runs import load_run_settings
+
+        if os.path.exists(os.path.join(run_dir, "settings.toml")):
+            try:
+                return load_run_settings(os.path.abspath(run_dir))[0]
+            except QatError:
+                pass
         values = copy.deepcopy(self.values)
         values["run"]["run_dir"] = os.path.abspath(run_dir)
         try:

@@ -312,7 +312,7 @@ def test_app_module_does_not_import_torch() -> None:
         "import sys, qat_tui.app, qat_tui.screens.data_screen, qat_tui.screens.backend_screen, "
         "qat_tui.screens.stages_screen, qat_tui.screens.qconfig_screen, qat_tui.screens.compile_screen, "
         "qat_tui.screens.review_screen, qat_tui.screens.run_screen, qat_tui.screens.results_screen, "
-        "qat_tui.screens.error_modal; print('torch' in sys.modules)"
+        "qat_tui.screens.error_modal, qat_tui.screens.debug_screen, qat_tui.debug_table, core.debug; print('torch' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"

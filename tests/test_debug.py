@@ -48,9 +48,15 @@ def _top1(settings: Any) -> Dict[str, float]:
 
 @pytest.fixture(scope="module")
 def planted_run(three_class_root: str, tmp_path_factory: Any) -> Any:
+    """The planted model through float, calib and int_infer; a copy of the run folder (``<run>-ui``)
+    for the wizard test, so that the two tests' fixes do not meet."""
+    import shutil
+
     run_dir = str(tmp_path_factory.mktemp("planted") / "run")
     settings = _settings(three_class_root, run_dir)
-    return settings, _top1(settings)
+    top1 = _top1(settings)
+    shutil.copytree(run_dir, run_dir + "-ui")
+    return settings, top1
 
 
 def test_planted_layer_is_found_and_keeping_it_float_recovers_the_accuracy(planted_run: Any, capsys: Any) -> None:
@@ -160,3 +166,60 @@ def test_reasons_in_plain_words() -> None:
     assert "weights with outliers" in reasons(dict(base, weight_outliers=80.0))[0]
     assert reasons(base, starts_here=True) == ["accumulated error starts here"]
     assert "own 8-bit error" in reasons(dict(base, same_input={"sqnr_db": 12.0}))[0]
+
+
+@pytest.mark.timeout(600)
+async def test_wizard_results_debug_mark_fix_rerun_and_compare(planted_run: Any) -> None:
+    """Pilot, 80x24: results -> d (debug) -> the planted layer on top -> space marks it -> f shows what
+    reruns -> enter reruns in the background -> results with the before/after tab."""
+    from textual.widgets import DataTable
+
+    from qat_tui.app import QatApp
+
+    from .test_app import SIZE, screen_name, text_of, wait_for
+
+    settings, top1 = planted_run
+    run_dir = settings.run_path() + "-ui"
+    app = QatApp(settings=None, detect=False, attach=run_dir)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: screen_name(app) == "ResultsScreen", 30, "the results screen")
+        await pilot.pause()
+        await pilot.press("d")
+        assert screen_name(app) == "DebugScreen"
+        debug = app.screen
+        await wait_for(pilot, lambda: debug.report is not None, 300, "the per-layer debug")
+        await pilot.pause()
+        table = debug.query_one("#layer-table", DataTable)
+        assert table.get_row_at(0)[2].plain == "mid"  # rank 1: the planted layer
+        assert "levels" in text_of(debug.query_one("#layer-detail"))
+        await pilot.press("s")  # sorts by the next column (layer name), then back by rank
+        assert [table.get_row_at(i)[2].plain for i in range(table.row_count)] == sorted(r["name"] for r in debug.report.layers)
+        for _ in range(len(("rank", "name", "same_sqnr", "acc_sqnr", "gained", "op", "why")) - 1):
+            await pilot.press("s")
+        assert table.get_row_at(0)[2].plain == "mid"
+        await pilot.press("3")
+        assert debug.query_one("#class-table", DataTable).row_count == 3
+        await pilot.press("1")
+        table.focus()
+        table.move_cursor(row=0)
+        await pilot.press("space")
+        assert debug.marked == {"mid"} and table.get_row_at(0)[0].plain == "*"
+        await pilot.press("f")
+        assert screen_name(app) == "FixModal"
+        plan = text_of(app.screen.query_one("#fix-message"))
+        assert "calib" in plan and "int_infer" in plan and "float_layers" in plan
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: screen_name(app) == "RunScreen", 30, "the run screen of the rerun")
+        run = app.screen
+        await wait_for(pilot, lambda: not run.running, 540, "the rerun to finish")
+        assert run.record.finished is not None and run.record.finished.ok, run.record.failure
+        assert run.record.status["float"] == "skipped"  # only what float_layers changes reruns
+        await wait_for(pilot, lambda: screen_name(app) == "ResultsScreen" and app.screen.query("#compare-table"),
+                       30, "the results with the before/after tab")
+        await pilot.press("4")
+        cmp_table = app.screen.query_one("#compare-table", DataTable)
+        rows = {cmp_table.get_row_at(i)[0]: cmp_table.get_row_at(i) for i in range(cmp_table.row_count)}
+        before, now = float(rows["int_infer (integer model) top-1 %"][1]), float(rows["int_infer (integer model) top-1 %"][2])
+        assert before == pytest.approx(top1["int_infer"], abs=0.01)
+        assert now - before >= (top1["float"] - top1["int_infer"]) / 2
+        assert rows["layers in float"][1:3] == ["none", "mid"]

@@ -89,13 +89,40 @@ def accuracy_rows(record: RunRecord, settings: Settings) -> List[List[str]]:
     return rows
 
 
+def before_after_rows(before: Dict[str, Any], now: Dict[str, Any]) -> List[List[str]]:
+    """``[what, before the fix, now, change]``: top-1 per stage, the int8 latency, the deployable's size
+    and the layers kept in float (:func:`core.debug.results_snapshot` of both)."""
+    from core.io import human_size
+
+    def pct(v: Any) -> str:
+        return "-" if v is None else "%.2f" % v
+
+    rows = []
+    for stage in STAGES:
+        b, n = before["top1"].get(stage), now["top1"].get(stage)
+        rows.append([T.stage(stage).label + " top-1 %", pct(b), pct(n), "-" if b is None or n is None else "%+.2f" % (n - b)])
+    for key in sorted(set(before["latency_ms"]) | set(now["latency_ms"])):
+        if "int8" in key:
+            b, n = before["latency_ms"].get(key), now["latency_ms"].get(key)
+            rows.append(["int8 latency ms (batch %s)" % key.rsplit("bs", 1)[-1], "-" if b is None else "%.2f" % b,
+                         "-" if n is None else "%.2f" % n, "-" if b is None or n is None else "%+.2f" % (n - b)])
+    b, n = before.get("deployable_size"), now.get("deployable_size")
+    rows.append(["%s size" % (now.get("deployable") or before.get("deployable") or "deployable"),
+                 "-" if b is None else human_size(b), "-" if n is None else human_size(n), ""])
+    rows.append(["layers in float", ", ".join(before["float_layers"]) or "none", ", ".join(now["float_layers"]) or "none", ""])
+    return rows
+
+
 class ResultsScreen(Screen):
-    """Tabs: 1 Summary (accuracy, check verdict, rerun), 2 Artifacts, 3 Check advice."""
+    """Tabs: 1 Summary (accuracy, check verdict, rerun), 2 Artifacts, 3 Check advice, and 4 Before/after
+    when a debug fix reran stages; ``d`` opens the per-layer debug."""
 
     BINDINGS = [
         Binding("1", "tab('summary')", "Summary"),
         Binding("2", "tab('artifacts')", "Artifacts"),
         Binding("3", "tab('check')", "Check"),
+        Binding("4", "tab('compare')", "Before/after", show=False),
+        Binding("d", "debug", "Debug layers"),
         Binding("t", "raw_check", "Raw check text"),
         Binding("escape", "back", "Back to run"),
     ]
@@ -107,6 +134,10 @@ class ResultsScreen(Screen):
         self.check_data = load_check(record)
         self.check_items = [i for i in (self.check_data or {}).get("items", []) if i.get("status") != "int8"]
         self.artifact_names = list(record.artifacts)
+        from core.debug import load_before_fix
+
+        before = load_before_fix(record.run_dir or settings.run_path())
+        self.before = before if before and before.get("float_layers") != list(settings.qconfig.float_layers) else None
 
     def compose(self) -> ComposeResult:
         crumb = breadcrumb(-1, ["Settings"])
@@ -127,6 +158,10 @@ class ResultsScreen(Screen):
                 yield Static("", id="check-verdict")
                 yield DataTable(id="check-table", cursor_type="row", zebra_stripes=True)
                 yield Static("", id="check-detail", classes="detail")
+            if self.before is not None:
+                with TabPane("4 Before/after", id="compare"):
+                    yield Static("", id="compare-note")
+                    yield DataTable(id="compare-table", cursor_type="row", zebra_stripes=True)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -197,7 +232,26 @@ class ResultsScreen(Screen):
                            item.get("suggestion", ""))
             if self.check_items:
                 self._show_check(0)
+        if self.before is not None:
+            from core.debug import results_snapshot
+
+            now = results_snapshot(run_dir, self.settings)
+            self.query_one("#compare-note", Static).update(Text(
+                "the same run folder before keeping layers in float (%s) and now" % self.before.get("created", ""), style="dim"))
+            cmp_table = self.query_one("#compare-table", DataTable)
+            for label in ("", "before the fix", "now", "change"):
+                cmp_table.add_column(label)
+            for row in before_after_rows(self.before, now):
+                cmp_table.add_row(*row)
+            self.query_one("#results-summary", Static).update(
+                Text.assemble(t, ("\nbefore/after the debug fix: tab 4", "bold yellow")))
         acc.focus()
+
+    def action_debug(self) -> None:
+        """The per-layer debug of this run (why int8 lost accuracy), with the one-key fix."""
+        from .debug_screen import DebugScreen
+
+        self.app.push_screen(DebugScreen(self.settings))
 
     def _perf_lines(self) -> List[Tuple[str, str]]:
         """What the run's backend says about the compile stage's perf metrics (its spec's result_lines)."""
@@ -224,7 +278,8 @@ class ResultsScreen(Screen):
         self.app.push_screen(TextModal("check_report.txt (raw)", text))
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
-        target = {"summary": "#accuracy-table", "artifacts": "#artifact-table", "check": "#check-table"}.get(event.pane.id or "")
+        target = {"summary": "#accuracy-table", "artifacts": "#artifact-table", "check": "#check-table",
+                  "compare": "#compare-table"}.get(event.pane.id or "")
         if target:
             self.query_one(target, DataTable).focus()
 
@@ -251,6 +306,8 @@ class ResultsScreen(Screen):
             self._show_check(event.cursor_row)
 
     def action_tab(self, tab: str) -> None:
+        if tab == "compare" and self.before is None:
+            return
         self.query_one("#results-tabs", TabbedContent).active = tab
 
     def action_back(self) -> None:
