@@ -346,6 +346,8 @@ class Pipeline:
                     if result != "finished":
                         ok, failed_stage, cancelled = False, stage, result == "cancelled"
                         break
+                if ok and self.settings.debug.after_run and "int_infer" in changed and "int_infer" in wanted:
+                    self._debug_after_run()
             finally:
                 beat.set()
             return self._finish(ok, failed_stage, cancelled, t_start)
@@ -357,6 +359,26 @@ class Pipeline:
                     pass
                 self._log_file = None
             lock.release()
+
+    def _debug_after_run(self) -> None:
+        """``[debug] after_run``: the per-layer debug (:func:`core.debug.run_debug`), its lines in the
+        log; a debug that cannot run is a warning, not a failed run."""
+        from .debug import REPORT_HTML, run_debug
+        from .errors import Cancelled
+
+        def log(text: str) -> None:
+            self.emit(LogLine(text="debug: " + text))
+
+        try:
+            report = run_debug(self.settings, log=log, backend=self._backend, cancel=self.cancel)
+        except Cancelled:
+            return
+        except QatError as e:
+            self.emit(LogLine(level="warning", text="debug after the run did not run: %s (%s)" % (e.msg, e.hint or "")))
+            return
+        worst = report.worst()[0] if report.layers else None
+        log("%s written; worst layer by its own error: %s (%.1f dB)" % (
+            REPORT_HTML, worst["name"] if worst else "-", worst["same_input"]["sqnr_db"] if worst else 0.0))
 
     def _not_run(self, state: RunState, stage: str, why: str, changed: set) -> StageSkipped:
         """The StageSkipped of a stage this run does not run, carrying its latest result from the state

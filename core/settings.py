@@ -282,6 +282,11 @@ class QconfigSettings(_Section):
 
 
 class DebugSettings(_Section):
+    after_run: bool = Field(
+        False,
+        description="Run the per-layer debug at the end of every run in which int_infer ran (its report opens with "
+        "d on the results screen; qat-tui debug RUN_DIR runs it any time).",
+    )
     images: int = Field(
         32, ge=1, le=10000,
         description="Test images the per-layer comparison of `qat-tui debug` runs on (float vs quantized model).",

@@ -52,9 +52,13 @@ def planted_run(three_class_root: str, tmp_path_factory: Any) -> Any:
     for the wizard test, so that the two tests' fixes do not meet."""
     import shutil
 
+    from core.debug import REPORT_JSON
+
     run_dir = str(tmp_path_factory.mktemp("planted") / "run")
-    settings = _settings(three_class_root, run_dir)
+    settings = _settings(three_class_root, run_dir, debug={"after_run": True})
     top1 = _top1(settings)
+    assert os.path.exists(os.path.join(run_dir, REPORT_JSON))  # [debug] after_run: the debug ran after int_infer
+    os.unlink(os.path.join(run_dir, REPORT_JSON))  # the wizard test runs it again from its screen
     shutil.copytree(run_dir, run_dir + "-ui")
     return settings, top1
 
@@ -153,6 +157,17 @@ def test_layers_of_a_prepared_model_and_keep_float() -> None:
     assert prepared(torch.randn(2, 3, 32, 32)).shape == (2, 3)
     with pytest.raises(ValueError, match="nearest: block.conv1"):
         keep_float(prepared, ["block.cnv1"])
+
+    # MobileNetV2: torchao's eval mode rewrites its classifier's Dropout without module names; the layer
+    # names stay those of the prepared graph (what float_layers is matched against)
+    from core.backends.base import FakeQuantState
+
+    mnv2 = build_float_model(3, width_mult=0.25, stubs=backend.quant_stubs()).eval()
+    prepared = backend.prepare(mnv2, (torch.randn(4, 3, 32, 32),), "qat", qconfig)
+    names = [layer.name for layer in quant_layers(prepared)]
+    backend.set_fake_quant_state(prepared, FakeQuantState.VALIDATION)
+    assert [layer.name for layer in quant_layers(prepared)] == names
+    assert "classifier.1" in names and not any(n.startswith("dropout") for n in names), names
 
 
 def test_reasons_in_plain_words() -> None:

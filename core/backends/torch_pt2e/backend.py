@@ -251,6 +251,9 @@ class TorchPt2eBackend(QuantBackend):
                 self._float_layers = keep_float(prepared, names)
             except ValueError as e:
                 raise SettingsError(str(e), hint="use the names `qat-tui debug RUN_DIR` shows, or clear [qconfig] float_layers") from None
+        from .layers import label_layers
+
+        label_layers(prepared)
         return prepared
 
     def qconfig_lines(self) -> List[str]:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence
 
 INPUT_LAYER = "input"
+LABEL = "_qat_tui_layers"
 _WEIGHTED = {"conv1d", "conv2d", "conv3d", "linear"}
 _EPILOGUE = {"batch_norm", "div", "add", "add_", "relu", "relu_", "hardtanh", "hardtanh_", "relu6", "hardswish",
              "hardswish_", "silu", "gelu", "clamp"}
@@ -103,6 +104,9 @@ def quant_layers(gm: Any) -> List[QuantLayer]:
         used_names[layer.name] = n + 1
         if n:
             layer.name = "%s@%d" % (layer.name, n + 1)
+        label = getattr(gm, LABEL, {}).get(node.name)
+        if label:  # named when prepared: later graph rewrites (torchao's eval mode) keep the name
+            layer.name = label
         by_producer[src.name] = layer
         order.append(layer)
     # a conv/linear whose output is not quantized (the high-precision output layer): its weights are
@@ -115,7 +119,28 @@ def quant_layers(gm: Any) -> List[QuantLayer]:
                 order.append(QuantLayer(module_path(node) or node.name, op_name(node) + " (float output)",
                                         weight_fq=weight.name, producer=node.name, weighted=node.name))
     order.sort(key=lambda layer: index[layer.act_fq[0] if layer.act_fq else layer.producer])
+    for layer in order:
+        if not layer.act_fq and layer.weight_fq:
+            layer.name = getattr(gm, LABEL, {}).get(layer.weight_fq) or layer.name
     return order
+
+
+def nodes_by_name(gm: Any) -> Dict[str, Any]:
+    return {n.name: n for n in gm.graph.nodes}
+
+
+def label_layers(gm: Any) -> List[QuantLayer]:
+    """Record each layer's name by its fake-quant nodes (``gm._qat_tui_layers``: node name -> layer),
+    right after prepare: ``move_exported_model_to_eval`` rewrites dropout nodes without their module
+    names, which would rename the layers after them; the record keeps the names in every state. (Not
+    on the fake-quant modules: a shared qspec, e.g. of ``cat``, makes several nodes call one module.)"""
+    layers = quant_layers(gm)
+    labels = {}
+    for layer in layers:
+        for fq_name in layer.act_fq + ([layer.weight_fq] if layer.weight_fq else []):
+            labels[fq_name] = layer.name
+    setattr(gm, LABEL, labels)
+    return layers
 
 
 def _describe(gm: Any, src: Any, dep: set) -> QuantLayer:
@@ -169,13 +194,14 @@ def keep_float(gm: Any, names: Sequence[str]) -> List[QuantLayer]:
     if problem:
         raise ValueError(problem)
     chosen = [layer for layer in layers if layer.name in names]
-    nodes = {n.name: n for n in gm.graph.nodes}
+    nodes = nodes_by_name(gm)
     for layer in chosen:
         for fq_name in layer.act_fq + ([layer.weight_fq] if layer.weight_fq else []):
             node = nodes[fq_name]
             node.replace_all_uses_with(node.args[0])
             gm.graph.erase_node(node)
-            delattr(gm, str(node.target))
+            if not any(n.op == "call_module" and n.target == node.target for n in gm.graph.nodes):
+                delattr(gm, str(node.target))
     gm.graph.lint()
     gm.recompile()
     return chosen
