@@ -38,7 +38,7 @@ def fill(folder, leave):
 result = {}
 config = os.path.join(RUN, "settings.toml")
 result["float_rc"] = main(["run", "--config", config, "--stage", "float"])
-fill(MNT, 12 * 1024)
+fill(MNT, 48 * 1024)  # room for settings.toml (8 kB), the lock, state and events; not for a 1 MB checkpoint
 result["calib_rc"] = main(["run", "--config", config, "--stage", "calib"])
 fill(MNT, 0)
 result["full_rc"] = main(["run", "--config", config, "--stage", "calib"])
