@@ -3,7 +3,10 @@ PYTHON ?= python3
 VENV   ?= .venv
 # torch/torchvision releases that this machine keeps on disk (a plain `torch` downloads several GB).
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
-SHARED_DATA ?= ../shared/data
+# Where the real CIFAR-10 archive is kept (shared/data next to the clone); set SHARED_DATA=/path/to/shared/data
+# for a clone elsewhere. Exported: the tests on real CIFAR-10 read it too.
+SHARED_DATA ?= $(firstword $(wildcard ../shared/data /work/shared/data) ../shared/data)
+export SHARED_DATA
 PIP := $(VENV)/bin/pip --disable-pip-version-check
 
 # Horizon's XJ3/J5 dockers: Python 3.8 + torch 1.10.2 + torchvision 0.11.3 (all on PyPI for cp38).
@@ -39,6 +42,7 @@ setup38: $(VENV38)/.installed
 
 # Real CIFAR-10 in both layouts (cifar-10-batches-py and an ImageFolder tree) from ../shared/data.
 data/cifar-10-batches-py/batches.meta: | $(VENV)/.installed
+	@test -f $(SHARED_DATA)/make_cifar10.py || { echo "CIFAR-10 not found: $(SHARED_DATA)/make_cifar10.py is absent; run make SHARED_DATA=/path/to/shared/data"; exit 1; }
 	$(VENV)/bin/python $(SHARED_DATA)/make_cifar10.py data --format both
 
 data: data/cifar-10-batches-py/batches.meta

@@ -50,9 +50,17 @@ class ModelError(SettingsError):
 
 
 class DataError(QatError):
-    """The data set is missing, in an unknown layout, or unreadable."""
+    """The data set is missing, in an unknown layout, or unreadable; its classes do not match between
+    train and val or with ``[model] num_classes``. A bad-input error (exit code 2): the fix is in the
+    data or the settings that point at it."""
 
     title = "Data"
+
+
+def is_input_error(error: BaseException) -> bool:
+    """True for a problem with what the user handed over (settings, model, data): the headless runner
+    exits with code 2 for it, 1 for a failure while running (a toolchain error, a full disk)."""
+    return isinstance(error, (SettingsError, DataError))
 
 
 class DeviceError(QatError):

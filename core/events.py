@@ -85,7 +85,7 @@ class StageFailed(Event):
     message: str = ""
     hint: Optional[str] = None
     cancelled: bool = False
-    settings_error: bool = False  # the fix is in the settings (a SettingsError/ModelError): exit code 2
+    settings_error: bool = False  # the fix is in the settings, model or data (errors.is_input_error): exit code 2
 
 
 @dataclass

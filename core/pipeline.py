@@ -25,7 +25,7 @@ import traceback
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
-from .errors import Cancelled, QatError, SettingsError
+from .errors import Cancelled, QatError, is_input_error
 from .events import (
     HEARTBEAT_S,
     Emit,
@@ -310,7 +310,7 @@ class Pipeline:
                 ctx = self._context()
             except QatError as e:
                 self.emit(StageFailed(stage="setup", title=e.title, message=e.msg, hint=e.hint,
-                                      settings_error=isinstance(e, SettingsError)))
+                                      settings_error=is_input_error(e)))
                 return self._finish(False, "setup", False, t_start)
             self.emit(
                 RunStarted(
@@ -507,7 +507,7 @@ class Pipeline:
         except QatError as e:
             self._record_failure(state, stage, started, e.to_dict())
             return self._emit_last(StageFailed(stage=stage, title=e.title, message=e.msg, hint=e.hint,
-                                                  settings_error=isinstance(e, SettingsError)), "failed")
+                                                  settings_error=is_input_error(e)), "failed")
         except Exception as e:  # a bug or an environment problem: keep the traceback for the user
             full = disk_full_error(os.path.join(self.run_dir, "-"), e)
             if full is not None:  # a write inside a toolchain (torch.export.save, a compiler) hit a full disk
@@ -537,7 +537,10 @@ class Pipeline:
         if not started:
             return
         try:
-            state.fail(stage, error, cancelled=cancelled)
+            kept = state.fail(stage, error, cancelled=cancelled)
+            if kept is not None:
+                self.emit(LogLine(stage=stage, text="this try wrote nothing over the last result of %s (%s): it stays "
+                                                    "done for runs with its settings" % (stage, kept)))
         except (QatError, OSError) as e:
             try:
                 self.emit(LogLine(stage=stage, level="warning", text="could not record the failure in state.json: %s" % e))

@@ -465,6 +465,9 @@ def run_float(ctx: StageContext) -> Dict[str, Any]:
     check_model(model, example, ctx.num_classes, describe_source(m))
     ctx.log("model: %s; QuantStub at the input, DeQuantStub after the output layer %s"
             % (describe_source(m), output_layer(model, example) or "(no conv/linear found)"))
+    if {"calib", "qat"} & set(ctx.settings.enabled_stages()):
+        with ctx.phase("trial capture: can the %s backend trace this model?" % ctx.backend.name):
+            ctx.backend.check_capture(model.eval(), (example,), ctx.settings.qconfig)
     if m.pretrained:
         for msg in load_pretrained(model, pretrained_path(m)):
             ctx.log(msg)

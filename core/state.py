@@ -148,6 +148,8 @@ class RunState:
 
     # ---------------------------------------------------------------------------------- transitions
     def start(self, name: str, fingerprint: str, settings: Dict[str, Any]) -> None:
+        prev = self.data["stages"].get(name) or {}
+        last_good = prev if prev.get("status") == "finished" else prev.get("last_good")
         self.data["stages"][name] = {
             "status": "running",
             "fingerprint": fingerprint,
@@ -157,6 +159,8 @@ class RunState:
             "started_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
             "pid": os.getpid(),
         }
+        if last_good:  # kept until this try finishes: a try that fails having written nothing restores it
+            self.data["stages"][name]["last_good"] = {k: v for k, v in last_good.items() if k != "last_good"}
         self.save()
 
     def finish(self, name: str, metrics: Dict[str, Any], artifacts: Dict[str, Dict[str, Any]], seconds: float) -> None:
@@ -170,14 +174,34 @@ class RunState:
             result_id=uuid.uuid4().hex,
             error=None,
         )
-        rec.pop("pid", None)
+        for key in ("pid", "last_good", "last_try"):
+            rec.pop(key, None)
         self.save()
 
-    def fail(self, name: str, error: Dict[str, Any], cancelled: bool = False) -> None:
+    def fail(self, name: str, error: Dict[str, Any], cancelled: bool = False) -> Optional[str]:
+        """Record that the try of ``name`` failed (or was cancelled).
+
+        When the stage had finished before and this try left every output of that result as it was
+        (a bad builder, an untraceable model, a cancel before the first checkpoint), that earlier
+        result is restored, with this try under ``last_try``: a failed try that wrote nothing does
+        not make the next run redo the stage and all that follows.
+
+        Returns:
+            The ``finished_at`` of the restored result, or None when the stage is now failed/cancelled.
+        """
+        now = time.strftime("%Y-%m-%dT%H:%M:%S")
         rec = self.data["stages"].setdefault(name, {})
-        rec.update(status="cancelled" if cancelled else "failed", error=error, finished_at=time.strftime("%Y-%m-%dT%H:%M:%S"))
+        status = "cancelled" if cancelled else "failed"
+        good = rec.get("last_good")
+        if good and not any(artifact_problem(self.run_dir, n, a) for n, a in (good.get("artifacts") or {}).items()):
+            restored = dict(good, last_try={"status": status, "error": error, "finished_at": now})
+            self.data["stages"][name] = restored
+            self.save()
+            return str(good.get("finished_at", ""))
+        rec.update(status=status, error=error, finished_at=now)
         rec.pop("pid", None)
         self.save()
+        return None
 
     def invalidate(self, name: str, reason: str) -> None:
         """Mark a finished stage stale (its inputs changed); it reruns next time."""

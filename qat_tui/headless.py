@@ -58,7 +58,7 @@ class HeadlessConsumer:
             transient=True,
         )
         self.task: Optional[int] = None
-        self.settings_error = False  # a stage failed on a settings/model error: exit code 2
+        self.settings_error = False  # a stage failed on bad settings, model or data: exit code 2
         self.task_key: Any = None
         self.record = RunRecord()
 

@@ -17,7 +17,8 @@ from typing import Any, Dict
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHARED_DATA = os.path.abspath(os.path.join(REPO, "..", "shared", "data"))
+# The real CIFAR-10 archive: $SHARED_DATA (the Makefile sets it), else shared/data next to the clone.
+SHARED_DATA = os.path.abspath(os.environ.get("SHARED_DATA") or os.path.join(REPO, "..", "shared", "data"))
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
 

@@ -364,3 +364,18 @@ def test_rerunning_one_stage_keeps_every_stage_in_the_record(finished_run, tmp_p
                              "compile": "stale"}
     assert all(record.ran_at(s) for s in record.status)
     assert record.top1("qat") is not None and record.artifact_path("int_model.pt2") == os.path.join(run_dir, "int_model.pt2")
+
+
+def test_a_failed_try_that_wrote_nothing_keeps_the_finished_stages(finished_run, tmp_path):
+    """A run with a model setting that fails in float (before anything is written) keeps float's last
+    result: the next run with the good settings skips every stage instead of retraining all of them."""
+    good = _copy_run(finished_run, tmp_path)
+    bad = validate(dict(good.model_dump(), model=dict(good.model_dump()["model"], arch="resnet19")))
+    ok, rec = _run(bad)
+    assert not ok and rec.of(E.StageFailed)[0].stage == "float" and rec.of(E.StageFailed)[0].settings_error
+    assert any("wrote nothing over the last result of float" in e.text for e in rec.of(E.LogLine, "float"))
+    rec_float = RunState.load(good.run_path()).stage("float")
+    assert rec_float["status"] == "finished" and rec_float["last_try"]["status"] == "failed"
+    ok, rec = _run(good)
+    assert ok and not rec.of(E.StageStarted), [(e.stage, e.reason) for e in rec.of(E.StageSkipped)]
+    assert RunState.load(good.run_path()).stage("float").get("last_try")  # kept until float runs again

@@ -192,7 +192,21 @@ class QuantBackend(ABC):
 
         Returns:
             The prepared model on CPU.
+
+        Raises:
+            ModelError: the backend's tracer cannot capture the model (names the op or line).
+            SettingsError: a ``[qconfig] float_layers`` name the model does not have.
         """
+
+    def check_capture(self, float_model: Any, example_inputs: Tuple[Any, ...], qconfig: Any) -> None:
+        """Trace ``float_model`` as :meth:`prepare` will, before the float stage trains it, so that a
+        model the toolchain cannot capture stops in seconds and not after training (and after the
+        float checkpoint was written over). The default prepares a throwaway copy for calibration.
+
+        Raises:
+            ModelError, SettingsError: as :meth:`prepare`.
+        """
+        self.prepare(float_model, example_inputs, "calib", qconfig)
 
     @abstractmethod
     def set_fake_quant_state(self, model: Any, state: FakeQuantState) -> None:

@@ -132,8 +132,10 @@ class Hbdk3Backend(HorizonBase):
         except Exception as e:  # torch.fx cannot trace the model (TraceError, a control-flow error, ...)
             from ...models import capture_problem
 
+            from ...errors import ModelError
+
             msg, hint = capture_problem(e, "prepare_qat_fx (torch.fx symbolic tracing)")
-            raise BackendError(msg, hint=hint) from e
+            raise ModelError(msg, hint=hint) from e
 
     def load_calib_state(self, qat_model: Any, calib_state: Dict[str, Any]) -> List[str]:
         # quick_start.md: qat_model.load_state_dict(calib_model.state_dict())

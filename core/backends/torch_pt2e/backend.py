@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import io
 import os
 import re
 import tempfile
 import time
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
-from ...errors import BackendError, CheckpointError
+from ...errors import BackendError, CheckpointError, ModelError
 from ...io import atomic_write_json, atomic_write_text, file_size, human_size
 from ..base import (
     Artifact,
@@ -79,6 +80,24 @@ def _quiet_inductor() -> Iterator[None]:
             yield
     finally:
         cpp_log.setLevel(level)
+
+
+@contextlib.contextmanager
+def _quiet_export() -> Iterator[None]:
+    """Keep what torch.export prints on a model it cannot capture off the user's terminal: the partial
+    FX graph it prints to sys.stderr (torch/export/_trace.py) and symbolic_shapes' "Unable to find user
+    code" warning. The exception still carries the error, which :func:`core.models.capture_problem`
+    turns into one message naming the line."""
+    import logging
+
+    shapes_log = logging.getLogger("torch.fx.experimental.symbolic_shapes")
+    level = shapes_log.level
+    shapes_log.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            yield
+    finally:
+        shapes_log.setLevel(level)
 
 
 def _torch_version_tuple() -> Tuple[int, int]:
@@ -221,7 +240,8 @@ class TorchPt2eBackend(QuantBackend):
         if example_inputs[0].shape[0] < 2:
             raise BackendError("export needs an example batch of at least 2 images (size 1 is specialised)")
         batch = Dim("batch", min=1, max=MAX_BATCH)
-        return export(model, tuple(example_inputs), dynamic_shapes=({0: batch},))
+        with _quiet_export():
+            return export(model, tuple(example_inputs), dynamic_shapes=({0: batch},))
 
     def prepare(self, float_model: Any, example_inputs: Tuple[Any, ...], stage: str, qconfig: Any) -> Any:
         from torchao.quantization.pt2e.quantize_pt2e import prepare_qat_pt2e
@@ -238,7 +258,7 @@ class TorchPt2eBackend(QuantBackend):
             from ...models import capture_problem
 
             msg, hint = capture_problem(e, "torch.export")
-            raise BackendError(msg, hint=hint) from e
+            raise ModelError(msg, hint=hint) from e
         distinct_module_calls(gm)
         prepared = prepare_qat_pt2e(gm, self._quantizer(stage, qconfig))
         self._float_layers = []
@@ -475,7 +495,8 @@ class TorchPt2eBackend(QuantBackend):
                     "model.pt2",
                     package_path,
                     "Deployable int8 model: AOTInductor package, load with torch._inductor.aoti_load_package(path) "
-                    "and call it on float32 (N,3,32,32) tensors; no training code needed.",
+                    "and call it on float32 (N,%d,%d,%d) tensors (normalised as in training); no training code needed."
+                    % tuple(example[0].shape[1:]),
                 )
             )
         check_txt = os.path.join(out_dir, "check_report.txt")
