@@ -130,8 +130,23 @@ def load_builder(spec, base_dir=None):
     if not callable(func):
         found = sorted(n for n, v in vars(module).items() if callable(v) and not n.startswith("_") and getattr(v, "__module__", "") == module.__name__)
         raise ModelBuildError("[model] builder: %s has no function %r" % (where, fn),
-                              hint="functions defined there: %s" % (", ".join(found) or "none"))
+                              hint="functions and classes defined there: %s" % (", ".join(found) or "none"))
     return func, "%s:%s" % (where, fn)
+
+
+def _raised_hint(error):
+    """What to do about a builder that raised: its parameters when the call did not fit them, else
+    the line of the model code that raised."""
+    import traceback
+
+    if isinstance(error, TypeError) and "argument" in str(error):
+        return "check [model] kwargs against that function's parameters: it is called as function(num_classes=N, **kwargs)"
+    frames = traceback.extract_tb(error.__traceback__)
+    if frames:
+        last = frames[-1]
+        return "the error is in the model's code (%s, line %s: %s): fix it there" % (last.filename, last.lineno,
+                                                                                  (last.line or "").strip())
+    return "fix the error in the model's code"
 
 
 def build_net(arch, builder, kwargs, num_classes, base_dir=None):
@@ -167,9 +182,11 @@ def build_net(arch, builder, kwargs, num_classes, base_dir=None):
     except Exception as e:
         raise ModelBuildError("%s(num_classes=%d%s) raised %s: %s" % (
             where, num_classes, "".join(", %s=%r" % kv for kv in sorted(kwargs.items())), type(e).__name__, e),
-            hint="check [model] kwargs against that function's parameters") from None
+            hint=_raised_hint(e)) from None
     if not isinstance(net, torch.nn.Module):
-        raise ModelBuildError("%s returned a %s, not a torch.nn.Module" % (where, type(net).__name__),
+        what = "None" if net is None else "%s %s" % ("an" if type(net).__name__[:1].lower() in "aeiou" else "a",
+                                                    type(net).__name__)
+        raise ModelBuildError("%s returned %s, not a torch.nn.Module" % (where, what),
                               hint="make the function return the model (an nn.Module instance)")
     return net.train()
 

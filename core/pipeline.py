@@ -40,7 +40,7 @@ from .events import (
     StageStarted,
 )
 from . import stage_table as T
-from .settings import SETTINGS_FILENAME, STAGES, Settings, save
+from .settings import SETTINGS_FILENAME, STAGES, Settings, save, with_absolute_paths
 from .state import RunState
 
 EVENTS_FILENAME = "events.jsonl"
@@ -125,7 +125,8 @@ class Pipeline:
         backend: Any = None,
         thread_plan: Any = None,
     ) -> None:
-        self.settings = settings
+        self.settings = with_absolute_paths(settings)
+        self._given = settings  # as handed over: runs recorded before paths were made absolute stay done
         self.thread_plan = thread_plan
         self.run_dir = settings.run_path()
         self.cancel = cancel or threading.Event()
@@ -194,10 +195,10 @@ class Pipeline:
             return "external:%s" % sha256_file(path)
         return "missing"
 
-    def fingerprint(self, state: RunState, stage: str) -> str:
-        """Hash of the stage's settings subset and its input's result id."""
+    def fingerprint(self, state: RunState, stage: str, settings: Optional[Settings] = None) -> str:
+        """Hash of the stage's settings subset (of ``settings``, default the run's) and its input's result id."""
         blob = json.dumps(
-            {"settings": stage_settings(self.settings, stage), "input": self._input_result_id(state, stage)},
+            {"settings": stage_settings(settings or self.settings, stage), "input": self._input_result_id(state, stage)},
             sort_keys=True,
             default=str,
         )
@@ -214,7 +215,7 @@ class Pipeline:
         problems = self.output_problems(state, stage)
         if problems:
             return "its output changed: %s" % "; ".join(problems)
-        if rec.get("fingerprint") != self.fingerprint(state, stage):
+        if rec.get("fingerprint") not in (self.fingerprint(state, stage), self.fingerprint(state, stage, self._given)):
             changes = _diff(rec.get("settings", {}), stage_settings(self.settings, stage))
             if changes:
                 return "settings changed: %s" % "; ".join(changes)

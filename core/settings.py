@@ -567,6 +567,27 @@ def validate(data: Dict[str, Any], source: str = "settings", backend_offers: boo
 
 # ---------------------------------------------------------------------------------------------- TOML
 
+def parse_assignment(text: str) -> "tuple":
+    """``"section.key=value"`` (a command line's ``--set``) as ``(section, key, value)``: the value as a
+    TOML value (``64``, ``0.5``, ``true``, ``[1, 8]``, ``{width = 16}``, ``"text"``), else the text itself.
+
+    Raises:
+        SettingsError: no ``=`` or no ``section.`` before the key.
+    """
+    import tomlkit
+
+    name, sep, raw = text.partition("=")
+    section, dot, key = name.strip().partition(".")
+    if not sep or not dot or not section or not key:
+        raise SettingsError("--set %r is not SECTION.KEY=VALUE" % text, hint="e.g. --set data.image_size=64")
+    try:
+        value: Any = tomlkit.parse("v = " + raw.strip())["v"]
+        value = value.unwrap() if hasattr(value, "unwrap") else value
+    except Exception:
+        value = raw.strip()
+    return section, key, value
+
+
 def _comment_lines(text: str, width: int = 98) -> List[str]:
     import textwrap
 
@@ -594,6 +615,9 @@ def dumps(settings: Settings) -> str:
                 table.add(tomlkit.comment(line))
             if value is None:
                 table.add(tomlkit.comment("%s = ...  (unset)" % key))
+            elif section_name == "model" and settings.model.builder and key in ("arch", "width_mult") \
+                    and value == field.default:
+                table.add(tomlkit.comment("%s = %s  (not used: builder is set)" % (key, tomlkit.item(value).as_string())))
             elif isinstance(value, dict):  # an inline table on the key's line, not a [section.key] table
                 inline = tomlkit.inline_table()
                 inline.update(value)
@@ -650,6 +674,40 @@ def load(path: str) -> Settings:
     return loads(text, source=path)
 
 
+def with_absolute_paths(settings: Settings) -> Settings:
+    """``settings`` with its relative file paths made absolute against the current folder:
+    ``[data] root``, the ``.py`` file of ``[model] builder`` and a ``[model] pretrained`` file (not
+    torchvision's weight names, not ``package.module:function``). The pipeline runs with these, so the
+    ``settings.toml`` it writes into the run folder works from any folder (``qat-tui debug``, ``attach``,
+    ``resume``, the exported script), and a run started from another folder keeps its fingerprints.
+
+    Returns:
+        ``settings`` itself when nothing is relative, else a validated copy.
+    """
+    from .model_build import is_weights_name
+
+    def absolute(path: str) -> str:
+        path = os.path.expanduser(path)
+        return path if os.path.isabs(path) else os.path.abspath(path)
+
+    changes: Dict[str, Dict[str, Any]] = {}
+    if settings.data.root and absolute(settings.data.root) != settings.data.root:
+        changes["data"] = {"root": absolute(settings.data.root)}
+    m = settings.model
+    model: Dict[str, Any] = {}
+    if m.builder:
+        target, _sep, fn = m.builder.rpartition(":")
+        if target.endswith(".py") and absolute(target) != target:
+            model["builder"] = "%s:%s" % (absolute(target), fn)
+    if m.pretrained and not is_weights_name(m.pretrained) and absolute(m.pretrained) != m.pretrained:
+        model["pretrained"] = absolute(m.pretrained)
+    if model:
+        changes["model"] = model
+    if not changes:
+        return settings
+    return settings.model_copy(update={k: getattr(settings, k).model_copy(update=v) for k, v in changes.items()})
+
+
 def save(settings: Settings, path: str) -> str:
     """Write settings as commented TOML, atomically (temp file + rename). Returns the path."""
     from .io import atomic_write_text
@@ -674,6 +732,8 @@ def field_choices(section: str, key: str) -> Optional[List[str]]:
 
 
 __all__ = [
+    "with_absolute_paths",
+    "parse_assignment",
     "STAGES",
     "SETTINGS_FILENAME",
     "Settings",

@@ -85,6 +85,9 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("-o", "--output", metavar="FILE", help="file to write (default: print to stdout)")
     pr.add_argument("--data", metavar="DIR", help="set [data] root")
     pr.add_argument("--run-dir", metavar="DIR", help="set [run] run_dir")
+    pr.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", dest="set_values",
+                    help="set any key, VALUE as in TOML (64, 0.5, true, [1, 8], {width = 16}; else text), "
+                    "e.g. --set model.builder=my_net.py:build --set data.image_size=64 (repeatable)")
     db = sub.add_parser("debug", help="per-layer debug: why the int8 model lost accuracy",
                         description="Compare the float and the quantized (qat, else calib) model layer by layer "
                         "([debug] images test images): SQNR/cosine/max error per layer, accumulated and with the "
@@ -110,6 +113,14 @@ def _cmd_models(args: argparse.Namespace) -> int:
     from core.models import arch_choices
 
     archs = {k: v for k, v in arch_choices().items() if args.filter in k}
+    if not archs:
+        from core.errors import QatError
+
+        close = sorted(k for k in arch_choices() if args.filter[:3] and args.filter[:3] in k)[:8]
+        _print_error(QatError("no torchvision classifier has %r in its name" % args.filter,
+                              hint="try %s, or run qat-tui models without a filter" % ", ".join(close)
+                              if close else "run qat-tui models without a filter to see them all", title="Models"))
+        return 2
     t = Table("arch", "what it is", box=None)
     for name, line in archs.items():
         t.add_row(name, line)
@@ -200,32 +211,34 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
     from core.runs import list_runs
 
+    import os
+
     runs = list_runs([args.run_dir] if args.run_dir else None)
     if args.run_dir:
-        import os
-
         runs = [r for r in runs if r.run_dir == os.path.abspath(args.run_dir)]
     console = Console()
     if not runs:
         console.print("no runs found%s" % (" in %s" % args.run_dir if args.run_dir else " (start one with qat-tui)"))
         return 1 if args.run_dir else 0
-    t = Table(title="qat-tui runs", title_justify="left")
-    t.add_column("run directory", overflow="fold")
-    t.add_column("state")
+    home = os.path.expanduser("~")
+    t = Table(title="qat-tui runs", title_justify="left", caption="top-1 per stage; ~ stale (its input ran again), "
+              "x failed, - not run", caption_justify="left")
+    t.add_column("run directory, last change", overflow="fold", ratio=1)
     for stage in STAGES:
-        t.add_column(stage)
+        t.add_column(stage, no_wrap=True)
     for r in runs:
-        cells = []
+        cells, last = [], ""
         for stage in STAGES:
-            rec = r.stages.get(stage)
-            if not rec:
-                cells.append("-")
-            else:
-                top1 = rec.get("top1")
-                when = str(rec.get("finished_at") or "")[5:16].replace("T", " ")
-                cells.append("%s%s%s" % (rec.get("status"), " %.1f%%" % top1 if isinstance(top1, (int, float)) else "",
-                                         "\n" + when if when else ""))
-        t.add_row(r.run_dir, "running (pid %s)" % r.pid if r.running else "idle", *cells)
+            rec = r.stages.get(stage) or {}
+            status, top1 = rec.get("status"), rec.get("top1")
+            last = max(last, str(rec.get("finished_at") or ""))
+            mark = {"finished": "", "stale": "~", "failed": "x ", "cancelled": "cancelled", "running": "running"}.get(
+                str(status), str(status or "-"))
+            cells.append(mark + ("%.1f" % top1 if isinstance(top1, (int, float)) and status in ("finished", "stale")
+                                 else ("" if mark.strip() else "done")))
+        where = r.run_dir if not r.run_dir.startswith(home + os.sep) else "~" + r.run_dir[len(home):]
+        state = "running, pid %s" % r.pid if r.running else last[:16].replace("T", " ")
+        t.add_row("%s\n[dim]%s[/]" % (where, state), *cells)
     console.print(t)
     return 0
 
@@ -358,12 +371,15 @@ def _cmd_preset(args: argparse.Namespace) -> int:
     from core import settings as S
     from core.errors import QatError
 
-    overrides = {}
+    overrides: dict = {}
     if args.data:
         overrides["data"] = {"root": args.data}
     if args.run_dir:
         overrides["run"] = {"run_dir": args.run_dir}
     try:
+        for item in args.set_values:
+            section, key, value = S.parse_assignment(item)
+            overrides.setdefault(section, {})[key] = value
         settings = S.preset(args.name, **overrides)
     except QatError as e:
         _print_error(e)

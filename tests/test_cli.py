@@ -28,6 +28,14 @@ def test_preset_writes_a_loadable_file(tmp_path, capsys):
     assert s.float.epochs == 1 and s.data.root == "/data/cifar" and s.run.run_dir == "runs/q"
     assert main(["preset", "nope"]) == 2
     assert "unknown preset" in capsys.readouterr().err
+    assert main(["preset", "quick", "-o", path, "--set", "model.builder=nets/my.py:build", "--set",
+                 "model.kwargs={width = 16}", "--set", "data.image_size=64", "--set", "compile.perf_batch_sizes=[1, 4]"]) == 0
+    s = S.load(path)
+    assert (s.model.builder, s.model.kwargs, s.data.image_size) == ("nets/my.py:build", {"width": 16}, 64)
+    assert s.compile.perf_batch_sizes == [1, 4]
+    assert '# arch = "mobilenet_v2"  (not used: builder is set)' in open(path).read()
+    assert main(["preset", "quick", "--set", "image_size=64"]) == 2
+    assert "not SECTION.KEY=VALUE" in capsys.readouterr().err
 
 
 def test_run_with_bad_settings_exits_2_naming_the_key(tmp_path, capsys):
@@ -81,3 +89,22 @@ def test_wizard_without_a_terminal_says_what_to_run_instead(tmp_path):
         assert len(lines) == 1 and "needs a terminal" in lines[0], (args, proc.stderr)
     assert "qat-tui run --config FILE" in subprocess.run(
         [sys.executable, "-m", "qat_tui"], stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120).stderr
+
+
+def test_status_fits_80_columns_and_models_without_a_match_exits_2(tmp_path, capsys, monkeypatch):
+    run_dir = tmp_path / "a-run-folder-with-a-rather-long-name-to-fold"
+    state = RunState(str(run_dir))
+    state.data["stages"] = {
+        "float": {"status": "finished", "metrics": {"top1": 91.25}, "finished_at": "2026-12-02T10:18:07"},
+        "calib": {"status": "stale", "metrics": {"top1": 90.5}, "finished_at": "2026-12-02T10:19:00"},
+        "qat": {"status": "failed", "finished_at": "2026-12-02T10:20:00"},
+    }
+    state.save()
+    monkeypatch.setenv("COLUMNS", "80")
+    assert main(["status", str(run_dir)]) == 0
+    out = capsys.readouterr().out
+    assert max(len(line) for line in out.splitlines()) <= 80, out
+    for needle in ("float", "int_infer", "compile", "91.2", "~90.5", "x", "2026-12-02 10:20"):
+        assert needle in out, (needle, out)
+    assert main(["models", "zzz"]) == 2
+    assert "no torchvision classifier has 'zzz' in its name" in capsys.readouterr().err

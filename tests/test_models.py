@@ -82,6 +82,14 @@ def test_bad_builders_get_one_clear_message(builder: str, needle: str) -> None:
     assert needle in e.value.msg and e.value.hint, e.value
     if "{user}" in builder and "nope" in builder:
         assert "build" in e.value.hint  # lists the functions that are there
+    if builder.endswith(":raises"):  # the line that raised, not a guess about kwargs
+        assert "user_net.py, line" in e.value.hint and 'raise ValueError("this builder' in e.value.hint, e.value.hint
+
+
+def test_a_builder_called_with_kwargs_it_does_not_take_is_told_so() -> None:
+    with pytest.raises(ModelError) as e:
+        build_float_model(3, builder=USER_NET + ":build", kwargs={"depth": 3})
+    assert "unexpected keyword argument 'depth'" in e.value.msg and "[model] kwargs" in e.value.hint
 
 
 def test_a_builder_file_that_fails_to_import_names_the_line(tmp_path: Any) -> None:

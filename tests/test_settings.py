@@ -114,3 +114,19 @@ def test_empty_settings_file_is_refused_with_what_it_would_run(tmp_path, text):
     assert "holds no settings" in e.value.msg and "20 epochs on all 50,000" in e.value.msg
     assert "qat-tui preset quick -o FILE" in e.value.hint
     assert S.loads("[float]\nepochs = 1\n").float.epochs == 1  # one key is enough
+
+
+def test_relative_paths_are_made_absolute_for_the_run_folder(tmp_path, monkeypatch):
+    """The settings.toml a run writes into its folder must work from any folder (qat-tui debug RUN_DIR
+    from elsewhere): relative data root, builder file and weights file become absolute; torchvision
+    weight names and package.module builders stay as written."""
+    from core.settings import validate, with_absolute_paths
+
+    monkeypatch.chdir(tmp_path)
+    s = with_absolute_paths(validate({"data": {"root": "imgs"}, "model": {"builder": "nets/net.py:build",
+                                                                         "pretrained": "w/start.pth"}}))
+    assert s.data.root == str(tmp_path / "imgs")
+    assert s.model.builder == str(tmp_path / "nets" / "net.py") + ":build"
+    assert s.model.pretrained == str(tmp_path / "w" / "start.pth")
+    kept = validate({"data": {"root": str(tmp_path)}, "model": {"builder": "mypkg.nets:build", "pretrained": "DEFAULT"}})
+    assert with_absolute_paths(kept) is kept
