@@ -34,6 +34,9 @@ WEIGHT_OUTLIER_RATIO = 20.0
 ~1,000 weights is about 4; per-channel 8-bit keeps ~1/127 of the maximum per step)."""
 ACCUMULATED_DROP_DB = 6.0
 """Drop of the accumulated SQNR from the previous layer that marks "accumulated error starts here"."""
+INT8_SQNR_DB = 48.2
+"""6.02·8 dB: the SQNR of a full-scale signal in 8-bit uniform quantization (Bennett 1948; Widrow &
+Kollár, *Quantization Noise*, 2008), the most an int8 tensor carries."""
 
 
 @dataclass
@@ -224,8 +227,20 @@ def _predict(float_model: Any, quantized: Any, loader: Any, n_classes: int, loop
 
 
 def _rank(layers: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
-    """Rank (1 = lowest same-input SQNR) and give each layer its reasons in plain words."""
-    order = sorted(range(len(layers)), key=lambda i: layers[i]["same_input"]["sqnr_db"])
+    """Rank (1 = largest own error) and give each layer its reasons in plain words.
+
+    The own error is the same-input SQNR (lowest first). A backend that cannot measure it leaves it
+    None (Horizon's featuremap_similarity gives the single-op error only in multiples of the output
+    scale, blind to a crushed range); then the layers rank by ``sqnr_drop_db``, how far the accumulated
+    SQNR falls at the layer: from the layer before it in graph order, at most :data:`INT8_SQNR_DB` (an
+    exact input, e.g. the QuantStub's fixed scale, is not a loss of the first conv), to its own."""
+    for i, layer in enumerate(layers):
+        before = min(layers[i - 1]["accumulated"]["sqnr_db"], INT8_SQNR_DB) if i else INT8_SQNR_DB
+        layer["sqnr_drop_db"] = round(max(before - layer["accumulated"]["sqnr_db"], 0.0), 2)
+    if all(layer["same_input"].get("sqnr_db") is not None for layer in layers):
+        order = sorted(range(len(layers)), key=lambda i: layers[i]["same_input"]["sqnr_db"])
+    else:
+        order = sorted(range(len(layers)), key=lambda i: -layers[i]["sqnr_drop_db"])
     for rank, i in enumerate(order, 1):
         layers[i]["rank"] = rank
     drops = [(layers[i - 1]["accumulated"]["sqnr_db"] - layers[i]["accumulated"]["sqnr_db"], i)
@@ -252,8 +267,11 @@ def reasons(layer: Dict[str, Any], starts_here: bool = False) -> List[str]:
         out.append("weights with outliers: a channel's largest weight is %.0fx its mean" % layer["weight_outliers"])
     if starts_here:
         out.append("accumulated error starts here")
-    if not out and layer["same_input"]["sqnr_db"] < 20:
-        out.append("its own 8-bit error is large (same-input SQNR %.1f dB)" % layer["same_input"]["sqnr_db"])
+    own = layer["same_input"].get("sqnr_db")
+    if not out and own is not None and own < 20:
+        out.append("its own 8-bit error is large (same-input SQNR %.1f dB)" % own)
+    elif not out and own is None and layer.get("sqnr_drop_db", 0.0) >= ACCUMULATED_DROP_DB:
+        out.append("the accumulated SQNR falls by %.1f dB here" % layer["sqnr_drop_db"])
     return out
 
 
@@ -320,10 +338,11 @@ def render_html(report: DebugReport) -> str:
     for layer in report.layers:
         worst = layer["rank"] <= 3
         gained = "" if layer["top1_gained"] is None else "%+.2f" % layer["top1_gained"]
-        rows.append("<tr%s><td>%d</td><td>%s</td><td>%s</td><td>%.1f</td><td>%.4f</td><td>%.3g</td><td>%.1f</td>"
+        own = layer["same_input"]
+        rows.append("<tr%s><td>%d</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%.3g</td><td>%.1f</td>"
                     "<td>%.4f</td><td>%s</td><td>%s</td><td>%s</td></tr>" % (
                         ' class="worst"' if worst else "", layer["rank"], e(layer["name"]), e(layer["op"]),
-                        layer["same_input"]["sqnr_db"], layer["same_input"]["cosine"], layer["same_input"]["max_abs"],
+                        _num(own.get("sqnr_db"), "%.1f"), _num(own.get("cosine"), "%.4f"), own["max_abs"],
                         layer["accumulated"]["sqnr_db"], layer["accumulated"]["cosine"],
                         "-" if layer["scale"] is None else "%.3g" % layer["scale"], gained, e("; ".join(layer["reasons"]))))
     classes = "".join("<tr><td>%s</td><td>%d</td><td>%.2f</td><td>%.2f</td><td>%+.2f</td></tr>" % (
@@ -345,10 +364,14 @@ Layers kept in float: %s.</p>
        _svg(report.layers), "".join(rows), classes)
 
 
+def _num(v: Any, fmt: str) -> str:
+    return "-" if v is None else fmt % v
+
+
 def _svg(layers: List[Dict[str, Any]], w: int = 720, h: int = 220) -> str:
     if not layers:
         return ""
-    vals = [(layer["same_input"]["sqnr_db"], layer["accumulated"]["sqnr_db"]) for layer in layers]
+    vals = [(layer["same_input"].get("sqnr_db") or 0.0, layer["accumulated"]["sqnr_db"]) for layer in layers]
     top = max(max(v) for v in vals) or 1.0
     n = max(len(vals) - 1, 1)
 

@@ -594,8 +594,9 @@ def _comment_lines(text: str, width: int = 98) -> List[str]:
     return textwrap.wrap(text, width=width) or [""]
 
 
-def dumps(settings: Settings) -> str:
-    """Render settings as TOML with each field's help as a comment above it.
+def dumps(settings: Settings, width: int = 98) -> str:
+    """Render settings as TOML with each field's help as a comment above it, wrapped at ``width``
+    characters after the ``# `` (the wizard's review shows them at its own width).
 
     Unset optional values (None) are written as commented-out keys, since TOML has no null.
     """
@@ -611,7 +612,7 @@ def dumps(settings: Settings) -> str:
             table.add(tomlkit.comment(section_help(section_name)))
         for key, field in type(section).model_fields.items():
             value = getattr(section, key)
-            for line in _comment_lines(field.description or ""):
+            for line in _comment_lines(field.description or "", width):
                 table.add(tomlkit.comment(line))
             if value is None:
                 table.add(tomlkit.comment("%s = ...  (unset)" % key))

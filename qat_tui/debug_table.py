@@ -15,20 +15,22 @@ COLUMNS: List[Column] = [
     ("same_cos", "own cos", lambda r: r["same_input"]["cosine"]),
     ("acc_sqnr", "accum SQNR dB", lambda r: r["accumulated"]["sqnr_db"]),
     ("acc_cos", "accum cos", lambda r: r["accumulated"]["cosine"]),
+    ("drop", "drop dB", lambda r: r.get("sqnr_drop_db")),
     ("max_abs", "max err", lambda r: r["same_input"]["max_abs"]),
     ("scale", "scale", lambda r: r["scale"]),
     ("gained", "top-1 gain", lambda r: r["top1_gained"]),
     ("why", "why", lambda r: "; ".join(r["reasons"])),
 ]
 """"own" = same input (the layer fed the float model's input: its error alone); "accum" = accumulated
-(each model fed its own previous output)."""
+(each model fed its own previous output); "drop" = how far the accumulated SQNR falls at the layer (what
+Horizon layers rank by: its tool has no same-input SQNR, see core.debug._rank)."""
 
 
 def cell(key: str, value: Any) -> str:
     """A column's value as shown."""
     if value is None:
         return "-"
-    if key in ("same_sqnr", "acc_sqnr"):
+    if key in ("same_sqnr", "acc_sqnr", "drop"):
         return "%.1f" % value
     if key in ("same_cos", "acc_cos"):
         return "%.4f" % value

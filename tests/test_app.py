@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from typing import Any, Callable
+from typing import Any, Callable, List
 
 import pytest
 
@@ -37,6 +37,23 @@ async def wait_for(pilot: Any, cond: Callable[[], bool], timeout: float, what: s
 
 def screen_name(app: Any) -> str:
     return type(app.screen).__name__
+
+
+def footer_keys(app: Any) -> List[str]:
+    """The descriptions of the footer's keys shown whole: the footer cuts off what does not fit, and the
+    command palette's key sits on the right."""
+    keys = list(app.screen.query("FooterKey"))
+    palette = [k.region.x for k in keys if k.has_class("-command-palette")]
+    right = palette[0] if palette else app.size.width
+    return [k.description for k in keys
+            if not k.has_class("-command-palette") and k.region.width and k.region.right <= right]
+
+
+async def wait_for_footer(pilot: Any, app: Any, *descriptions: str) -> None:
+    try:
+        await wait_for(pilot, lambda: set(descriptions) <= set(footer_keys(app)), 10, "the footer's keys")
+    except AssertionError as e:
+        raise AssertionError("%s: %s on %s, shown whole: %s" % (e, descriptions, screen_name(app), footer_keys(app))) from None
 
 
 async def type_into(pilot: Any, app: Any, section: str, key: str, text: str) -> None:
@@ -264,7 +281,9 @@ def _write_synthetic_run(run_dir: str) -> None:
             arts[name] = {"path": path, "size": 2048, "description": "about " + name}
         if stage == "compile":
             events.append(CheckAdvice(stage="compile", passed=True, summary="PASS: 53 of 53 conv/linear ops take int8 inputs",
-                                      items=[{"op": "linear", "node": "linear", "module": "classifier.1",
+                                      items=[{"op": "flatten", "node": "flatten", "module": "", "status": "no-op",
+                                              "reason": "reshape only, no arithmetic", "suggestion": "nothing to do"},
+                                             {"op": "linear", "node": "linear", "module": "classifier.1",
                                               "status": "int8-in/float-out", "reason": "high-precision output",
                                               "suggestion": "intended"},
                                              {"op": "conv2d", "node": "conv2d", "module": "features.0.0",
@@ -294,14 +313,77 @@ async def test_attach_replays_a_finished_run_into_results(tmp_path: Any) -> None
         assert [r[1] for r in rows] == ["80.00", "78.50", "79.25", "79.00", "79.00"]
         assert [r[3] for r in rows] == ["baseline", "-1.50", "-0.75", "-1.00", "-1.00"]
         check = app.screen.query_one("#check-table", DataTable)
-        assert check.row_count == 1 and check.get_row_at(0)[0] == "int8-in/float-out"  # int8 ops are not listed
+        rows = [check.get_row_at(i) for i in range(check.row_count)]
+        assert [r[0] for r in rows] == ["no-op", "int8-in/float-out"]  # int8 ops are not listed
+        assert rows[0][2] == "-"  # flatten is called in the model's own forward: no module
         arts = app.screen.query_one("#artifact-table", DataTable)
         assert arts.get_row_at(0)[:2] == ["float-checkpoint.ckpt", "2.0 kB"]
         await pilot.press("2")
         assert "about float-checkpoint.ckpt" in text_of(app.screen.query_one("#artifact-detail"))
+        await pilot.press("3")
+        details = []
+        for _row in rows:
+            await pilot.pause()
+            details.append(text_of(app.screen.query_one("#check-detail")).splitlines()[0])
+            await pilot.press("down")
+        assert details == ["no-op flatten", "int8-in/float-out linear in classifier.1"]
         await pilot.press("escape")
         assert screen_name(app) == "RunScreen"
         assert run.query_one("#epoch-table", DataTable).row_count == 5
+
+
+async def test_footers_show_quit_at_80_columns(tmp_path: Any, monkeypatch: Any) -> None:
+    """The keys that matter (Quit above all) fit the footer at 80 columns on the run, results and debug
+    screens; the tab keys are on the tabs and still work."""
+    from qat_tui.screens.debug_screen import DebugScreen
+
+    monkeypatch.setattr(DebugScreen, "action_rerun_debug", lambda self: None)  # no report: show the keys only
+    run_dir = str(tmp_path / "detached")
+    _write_synthetic_run(run_dir)
+    app = QatApp(settings=None, detect=False, attach=run_dir)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: screen_name(app) == "ResultsScreen", 10, "the results screen")
+        await wait_for_footer(pilot, app, "Debug layers", "Raw check text", "Back to run", "Quit")
+        await pilot.press("3")
+        assert app.screen.query_one("#results-tabs").active == "check"
+        await pilot.press("escape")
+        assert screen_name(app) == "RunScreen"
+        await wait_for_footer(pilot, app, "Results", "Back", "Quit")
+        await pilot.press("r")
+        assert screen_name(app) == "ResultsScreen"
+        await pilot.press("d")
+        assert screen_name(app) == "DebugScreen"
+        await wait_for_footer(pilot, app, "Mark", "Sort", "Fix: float + rerun", "Back", "Quit")
+        await pilot.press("3")
+        assert app.screen.query_one("#debug-tabs").active == "classes"
+
+
+async def test_review_wraps_the_settings_comments_at_80_columns(cifar_python_root: str, tmp_path: Any) -> None:
+    """The review shows the settings file's comments wrapped at its width; the file keeps its lines."""
+    from core.settings import dumps
+
+    app = QatApp(settings=quick_settings(cifar_python_root, str(tmp_path / "r")), detect=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await _go_to_review(pilot, app)
+        view = app.screen.query_one("#toml")
+        await wait_for(pilot, lambda: view.scrollable_content_region.width > 0 and "[run]" in view.text, 10,
+                       "the settings in the review")
+        width = view.scrollable_content_region.width
+        await pilot.press("s")  # the file written keeps its lines
+        with open(os.path.join(app.current_settings().run_path(), "settings.toml"), encoding="utf-8") as f:
+            saved = f.read().splitlines()
+        assert saved == dumps(app.current_settings()).splitlines()
+        assert max(len(line) for line in saved) > width  # its comments are longer than the view is wide
+        shown = view.text.splitlines()
+        assert [line for line in shown if line.startswith("#") and len(line) > width] == []
+
+        def words(lines: List[str], comments: bool) -> List[str]:
+            return " ".join(line.lstrip("#") for line in lines if line.startswith("#") == comments).split()
+
+        assert words(shown, True) == words(saved, True)  # the same comments, wrapped differently
+        assert [line for line in shown if not line.startswith("#")] == [line for line in saved if not line.startswith("#")]
+        view.focus()
+        await wait_for_footer(pilot, app, "Next", "Back", "Run", "Save", "Export script", "Quit")
 
 
 def test_app_module_does_not_import_torch() -> None:
@@ -320,11 +402,15 @@ def test_app_module_does_not_import_torch() -> None:
 
 # ------------------------------------------------------------------------------------- slow tests
 
-async def _go_to_review_and_run(pilot: Any, app: Any) -> Any:
+async def _go_to_review(pilot: Any, app: Any) -> None:
     for expected in ("DataScreen", "ModelScreen", "BackendScreen", "StagesScreen", "QconfigScreen", "CompileScreen"):
         assert screen_name(app) == expected
         await pilot.press("ctrl+n")
     assert screen_name(app) == "ReviewScreen"
+
+
+async def _go_to_review_and_run(pilot: Any, app: Any) -> Any:
+    await _go_to_review(pilot, app)
     await pilot.press("ctrl+r")
     await pilot.pause()
     assert screen_name(app) == "RunScreen"

@@ -73,8 +73,12 @@ def test_call_sequence_follows_the_sample(horizon_run):
     assert apis.index("set_march") < apis.index("prepare_qat_fx")
     assert all(c["march"] == "bayes" for c in calls if c["api"] != "set_march")
     prepares = [c for c in calls if c["api"] == "prepare_qat_fx"]
-    assert len(prepares) == 3  # calib, qat, int_infer (rebuilt from the qat checkpoint)
+    # the trial capture before float trains (a throwaway calib prepare), calib, qat, int_infer (rebuilt
+    # from the qat checkpoint)
+    assert len(prepares) == 4
     assert all(p["fresh"] and not p["has_fake_quant"] for p in prepares)  # always a fresh float copy
+    assert prepares[0]["qconfig_names"] == prepares[1]["qconfig_names"]
+    prepares = prepares[1:]
     # calibration qconfig from get_default_qconfig, the classifier with the 32-bit-output qconfig
     # (the double names a qconfig object by its first name; the calib and qat 32-bit-out ones are one object)
     out_names = ("default_calib_8bit_weight_32bit_out_fake_quant_qconfig", "default_qat_8bit_weight_32bit_out_fake_quant_qconfig")

@@ -27,10 +27,10 @@ SHOWN = ("rank", "name", "same_sqnr", "acc_sqnr", "gained", "op", "why")
 
 
 class DebugScreen(Screen):
-    BINDINGS = [
-        Binding("1", "tab('layers')", "Layers"),
-        Binding("2", "tab('depth')", "Depth"),
-        Binding("3", "tab('classes')", "Classes"),
+    BINDINGS = [  # the tab keys are on the tabs: the footer keeps room for Back and Quit at 80 columns
+        Binding("1", "tab('layers')", "Layers", show=False),
+        Binding("2", "tab('depth')", "Depth", show=False),
+        Binding("3", "tab('classes')", "Classes", show=False),
         Binding("space", "mark", "Mark"),
         Binding("s", "sort", "Sort"),
         Binding("f", "fix", "Fix: float + rerun"),
@@ -140,9 +140,10 @@ class DebugScreen(Screen):
             return
         r = self.rows[i]
         t = Text.assemble((r["name"], "bold"), " %s  rank %d  " % (r["op"], r["rank"]))
-        t.append("own: SQNR %.1f dB cos %.4f max err %.3g | accumulated: SQNR %.1f dB cos %.4f\n" % (
-            r["same_input"]["sqnr_db"], r["same_input"]["cosine"], r["same_input"]["max_abs"],
-            r["accumulated"]["sqnr_db"], r["accumulated"]["cosine"]))
+        own = r["same_input"]
+        t.append("own: SQNR %s dB cos %s max err %.3g | accumulated: SQNR %.1f dB (%s dB drop here) cos %.4f\n" % (
+            cell("same_sqnr", own.get("sqnr_db")), cell("same_cos", own.get("cosine")), own["max_abs"],
+            r["accumulated"]["sqnr_db"], cell("drop", r.get("sqnr_drop_db")), r["accumulated"]["cosine"]))
         t.append("range %.3g..%.3g" % (r["float_min"], r["float_max"]))
         if r["scale"] is not None:
             t.append(", scale %.3g, %d of %d levels hold 99.9%%, %.2f%% clipped" % (
@@ -161,7 +162,8 @@ class DebugScreen(Screen):
         x = list(range(1, len(layers) + 1))
         plt = plot.plt
         plt.clear_data()
-        plt.plot(x, [r["same_input"]["sqnr_db"] for r in layers], label="own (same input)")
+        if all(r["same_input"].get("sqnr_db") is not None for r in layers):
+            plt.plot(x, [r["same_input"]["sqnr_db"] for r in layers], label="own (same input)")
         plt.plot(x, [r["accumulated"]["sqnr_db"] for r in layers], label="accumulated")
         plt.title("SQNR (dB) along the depth: layer 1 = %s ... %d = %s" % (layers[0]["name"], len(layers), layers[-1]["name"]))
         plt.xlabel("layer (graph order)")

@@ -48,6 +48,14 @@ def _strip_verdict(summary: str) -> str:
     return summary
 
 
+def check_where(item: Dict[str, Any]) -> str:
+    """``"flatten (flatten_1) in features.0"``: a check item's op, graph node and module, each only when
+    known (an op called in the model's own forward has no module)."""
+    op, node, module = item.get("op", ""), item.get("node", ""), item.get("module", "")
+    where = "%s (%s)" % (op, node) if node and node != op else op
+    return where + (" in %s" % module if module else "")
+
+
 def accuracy_rows(record: RunRecord, settings: Settings) -> List[List[str]]:
     """``[stage label, top-1, top-5, vs float, note]`` for the five stages."""
     base = record.top1("float")
@@ -117,10 +125,10 @@ class ResultsScreen(Screen):
     """Tabs: 1 Summary (accuracy, check verdict, rerun), 2 Artifacts, 3 Check advice, and 4 Before/after
     when a debug fix reran stages; ``d`` opens the per-layer debug."""
 
-    BINDINGS = [
-        Binding("1", "tab('summary')", "Summary"),
-        Binding("2", "tab('artifacts')", "Artifacts"),
-        Binding("3", "tab('check')", "Check"),
+    BINDINGS = [  # the tab keys are on the tabs: the footer keeps room for Quit at 80 columns
+        Binding("1", "tab('summary')", "Summary", show=False),
+        Binding("2", "tab('artifacts')", "Artifacts", show=False),
+        Binding("3", "tab('check')", "Check", show=False),
         Binding("4", "tab('compare')", "Before/after", show=False),
         Binding("d", "debug", "Debug layers"),
         Binding("t", "raw_check", "Raw check text"),
@@ -228,7 +236,7 @@ class ResultsScreen(Screen):
                      else "\nnothing to advise (t: the raw text as printed).", style="dim")
             verdict.update(v)
             for item in self.check_items:
-                ct.add_row(item.get("status", ""), item.get("op", ""), item.get("module", ""), item.get("reason", ""),
+                ct.add_row(item.get("status", ""), item.get("op", ""), item.get("module") or "-", item.get("reason", ""),
                            item.get("suggestion", ""))
             if self.check_items:
                 self._show_check(0)
@@ -294,7 +302,7 @@ class ResultsScreen(Screen):
         if 0 <= row < len(self.check_items):
             i = self.check_items[row]
             t = Text.assemble(
-                (i.get("status", ""), "bold"), " %s (%s) in %s\n" % (i.get("op", ""), i.get("node", ""), i.get("module", "")),
+                (i.get("status", ""), "bold"), " %s\n" % check_where(i),
                 "why: %s\n" % i.get("reason", ""), ("-> %s" % i.get("suggestion", ""), "yellow"),
             )
             self.query_one("#check-detail", Static).update(t)

@@ -18,6 +18,44 @@ from .base import WizardStep
 ACTION_STYLE = {"run": "bold green", "skip": "cyan", "off": "dim"}
 
 
+def wrap_comments(toml: str, width: int) -> str:
+    """``toml`` with every ``# comment`` line longer than ``width`` wrapped onto more ``#`` lines."""
+    import textwrap
+
+    lines = []
+    for line in toml.splitlines():
+        body = line.lstrip()
+        if body.startswith("#") and len(line) > width:
+            prefix = line[: len(line) - len(body)] + "# "
+            lines += textwrap.wrap(body[1:].strip(), width=width, initial_indent=prefix, subsequent_indent=prefix)
+        else:
+            lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+class TomlView(TextArea):
+    """The settings file, read-only, its comments wrapped at the view's width (the file keeps its lines;
+    a long value wraps softly)."""
+
+    settings: Optional[Settings] = None
+
+    def show(self, settings: Settings) -> None:
+        self.settings = settings
+        self._wrap()
+
+    def on_resize(self) -> None:
+        self._wrap()
+
+    def _wrap(self) -> None:
+        if self.settings is None:
+            return
+        width = self.wrap_width  # 0 until laid out
+        # the fields' help flows at the width; the few other comments (a backend's summary) are cut into lines
+        text = wrap_comments(dumps(self.settings, width - 2), width) if width > 2 else dumps(self.settings)
+        if text != self.text:
+            self.load_text(text)
+
+
 class ReviewScreen(WizardStep):
     """Shows what will run and the settings file; ``ctrl+r`` (or Next) starts the run, ``x`` exports the
     settings as a standalone script."""
@@ -38,7 +76,7 @@ class ReviewScreen(WizardStep):
     def compose_form(self) -> Iterable[Widget]:
         yield Static("", id="plan")
         yield Static("", id="toml-caption", classes="step-note")
-        yield TextArea("", id="toml", read_only=True, show_line_numbers=False, soft_wrap=False)
+        yield TomlView("", id="toml", read_only=True, show_line_numbers=False, soft_wrap=True)
 
     def on_mount(self) -> None:
         self.refresh_review()
@@ -56,7 +94,7 @@ class ReviewScreen(WizardStep):
             return
         s = self.settings
         self.toml_text = dumps(s)
-        self.query_one("#toml", TextArea).load_text(self.toml_text)
+        self.query_one("#toml", TomlView).show(s)
         path = os.path.join(s.run_path(), SETTINGS_FILENAME)
         self.query_one("#toml-caption", Static).update(
             Text("Settings the run writes to %s (headless rerun: qat-tui run --config %s):" % (path, path))

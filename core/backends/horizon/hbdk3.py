@@ -116,6 +116,10 @@ class Hbdk3Backend(HorizonBase):
                 )
         else:
             lines.append("output layer %s: same as all layers (8-bit output)" % out_layer)
+        for name in getattr(qconfig, "float_layers", None) or []:
+            qdict.setdefault("module_name", {})[name] = None
+            lines.append("kept in float ([qconfig] float_layers): %s - qconfig None (prepare_qat_fx: not quantized); "
+                         "Horizon's check_model names what then runs on the CPU" % name)
         return qdict, lines
 
     def prepare(self, float_model: Any, example_inputs: Tuple[Any, ...], stage: str, qconfig: Any) -> Any:
@@ -124,6 +128,7 @@ class Hbdk3Backend(HorizonBase):
         self._set_march()
         from ...models import output_layer
 
+        self._check_layer_names(float_model, getattr(qconfig, "float_layers", None) or [])
         qdict, lines = self.qconfig_dict(stage, qconfig, output_layer(float_model, example_inputs[0]))
         self.last_qconfig_lines = lines
         # prepare mutates (and may move) the model it gets: always hand it a fresh float copy.
@@ -136,6 +141,33 @@ class Hbdk3Backend(HorizonBase):
 
             msg, hint = capture_problem(e, "prepare_qat_fx (torch.fx symbolic tracing)")
             raise ModelError(msg, hint=hint) from e
+
+    @staticmethod
+    def _check_layer_names(float_model: Any, names: List[str]) -> None:
+        import difflib
+
+        from ...errors import SettingsError
+
+        mods = [n for n, _m in float_model.named_modules() if n]
+        for name in names:
+            if name not in mods:
+                close = difflib.get_close_matches(name, mods, n=5)
+                raise SettingsError("[qconfig] float_layers: the model has no layer %r%s" % (
+                    name, "; nearest: %s" % ", ".join(close) if close else ""),
+                    hint="use the names `qat-tui debug RUN_DIR` shows, or clear [qconfig] float_layers")
+
+    # ---------------------------------------------------------------------------- per-layer debug
+    def compare_layers(self, float_model: Any, prepared: Any, stage: str, qconfig: Any, batches: Any) -> List[Any]:
+        """The plugin's ``featuremap_similarity`` on ``prepared`` against itself with fake quant off
+        (see :mod:`core.backends.horizon.debug`); its files go to ``<run>/debug_horizon/``."""
+        from . import debug
+
+        return debug.compare(prepared, batches, os.path.join(self.work_dir or ".", debug.DEBUG_DIR))
+
+    def layers_in_float(self, prepared: Any, names: List[str]) -> Any:
+        from . import debug
+
+        return debug.layers_in_float(prepared, names)
 
     def load_calib_state(self, qat_model: Any, calib_state: Dict[str, Any]) -> List[str]:
         # quick_start.md: qat_model.load_state_dict(calib_model.state_dict())

@@ -121,6 +121,15 @@ class Hbdk4Backend(HorizonBase):
             lines.append("high-precision output: not applied for hbdk4 marches yet (the classifier follows all layers)")
         return setter, lines
 
+    def validate_settings(self, settings: Any) -> None:
+        super().validate_settings(settings)
+        if settings.qconfig.float_layers:
+            from ...errors import SettingsError
+
+            raise SettingsError("[qconfig] float_layers is not built for the hbdk4 generation (march %s) yet"
+                                % self.options.march,
+                                hint="clear [qconfig] float_layers, or use an hbdk3 march (bernoulli2, bayes, bayes-e)")
+
     def prepare(self, float_model: Any, example_inputs: Tuple[Any, ...], stage: str, qconfig: Any) -> Any:
         self._set_march()
         try:
