@@ -466,8 +466,10 @@ def run_float(ctx: StageContext) -> Dict[str, Any]:
     ctx.log("model: %s; QuantStub at the input, DeQuantStub after the output layer %s"
             % (describe_source(m), output_layer(model, example) or "(no conv/linear found)"))
     if {"calib", "qat"} & set(ctx.settings.enabled_stages()):
+        rng = _rng_state()  # the trial must not change what the training draws (runs stay reproducible)
         with ctx.phase("trial capture: can the %s backend trace this model?" % ctx.backend.name):
             ctx.backend.check_capture(model.eval(), (example,), ctx.settings.qconfig)
+        _set_rng_state(rng)
     if m.pretrained:
         for msg in load_pretrained(model, pretrained_path(m)):
             ctx.log(msg)
