@@ -339,10 +339,10 @@ def render_html(report: DebugReport) -> str:
         worst = layer["rank"] <= 3
         gained = "" if layer["top1_gained"] is None else "%+.2f" % layer["top1_gained"]
         own = layer["same_input"]
-        rows.append("<tr%s><td>%d</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%.3g</td><td>%.1f</td>"
+        rows.append("<tr%s><td>%d</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%.1f</td>"
                     "<td>%.4f</td><td>%s</td><td>%s</td><td>%s</td></tr>" % (
                         ' class="worst"' if worst else "", layer["rank"], e(layer["name"]), e(layer["op"]),
-                        _num(own.get("sqnr_db"), "%.1f"), _num(own.get("cosine"), "%.4f"), own["max_abs"],
+                        _num(own.get("sqnr_db"), "%.1f"), _num(own.get("cosine"), "%.4f"), _num(own.get("max_abs"), "%.3g"),
                         layer["accumulated"]["sqnr_db"], layer["accumulated"]["cosine"],
                         "-" if layer["scale"] is None else "%.3g" % layer["scale"], gained, e("; ".join(layer["reasons"]))))
     classes = "".join("<tr><td>%s</td><td>%d</td><td>%.2f</td><td>%.2f</td><td>%+.2f</td></tr>" % (

@@ -159,7 +159,7 @@ def horizon_double(tmp_path_factory: Any):
     while HORIZON_DOUBLE in sys.path:
         sys.path.remove(HORIZON_DOUBLE)
     if not preexisting:
-        for name in [m for m in sys.modules if m.split(".")[0] in ("horizon_plugin_pytorch", "hbdk", "hbdk4")]:
+        for name in [m for m in sys.modules if m.split(".")[0] in ("horizon_plugin_pytorch", "horizon_plugin_profiler", "hbdk", "hbdk4")]:
             del sys.modules[name]
 
 

@@ -69,3 +69,71 @@ def test_planted_layer_on_the_horizon_double_is_found_and_fixed(three_class_root
     assert after["float"] == top1["float"]  # float stayed done; calib and int_infer reran
     prepared = [c for c in horizon_double.calls("prepare_qat_fx")][-1]
     assert ("mid", None) in [tuple(x) for x in prepared["qconfig_names"]["module_name"]], prepared["qconfig_names"]
+
+
+_HBDK4_DEBUG = r"""
+import json, sys
+from core import events as E
+from core.debug import run_debug
+from core.pipeline import Pipeline
+from core.settings import validate
+from core.state import RunState
+from horizon_plugin_pytorch import _double
+
+def emit(ev):
+    if isinstance(ev, E.StageFailed):
+        raise SystemExit("%s failed: %s (%s)" % (ev.stage, ev.message, ev.hint))
+
+settings = validate(json.loads(sys.argv[1]))
+assert Pipeline(settings, emit=emit).run()
+state = RunState.load(settings.run_path())
+top1 = {s: state.stage(s)["metrics"]["top1"] for s in ("float", "calib", "int_infer")}
+_double.reset()
+report = run_debug(settings)
+print("RESULT=" + json.dumps({"top1": top1, "worst": report.worst(), "calls": _double.CALLS}, default=str))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_planted_layer_on_the_hbdk4_double_is_found(three_class_root: str, tmp_path: Any) -> None:
+    """nash-e (J6/S100): the table comes from the profiler's QuantAnalysis (float reference vs the
+    calibrated model, bad case, compare_per_layer), its CSV files are kept, the planted layer ranks
+    first and keeping it in float (the sensitivity measure) gives at least half of the drop back."""
+    import json
+    import subprocess
+    import sys
+
+    from .conftest import HORIZON_DOUBLE
+
+    settings = own_model_settings(
+        three_class_root, str(tmp_path / "run"), {"builder": PLANTED}, run={"backend": "horizon"},
+        horizon={"march": "nash-e"}, qat={"enabled": False}, compile={"enabled": False},
+        qconfig={"calib_observer": "min_max"}, float={"epochs": 3, "lr": 0.01},
+        debug={"images": 16, "eval_images": 60, "sensitivity_layers": 3})
+    env = dict(os.environ, QAT_TUI_DOUBLE_PLUGIN_VERSION="3.3.4", PYTHONWARNINGS="ignore",
+               PYTHONPATH=os.pathsep.join([HORIZON_DOUBLE, REPO]))
+    proc = subprocess.run([sys.executable, "-c", _HBDK4_DEBUG, json.dumps(settings)], env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+    assert proc.returncode == 0, (proc.stdout[-2000:], proc.stderr[-3000:])
+    r = json.loads(proc.stdout.split("RESULT=", 1)[1].strip())
+    top1 = r["top1"]
+    drop = top1["float"] - top1["int_infer"]
+    assert drop >= 5, top1
+
+    qa = [c for c in r["calls"] if c["api"].startswith("QuantAnalysis.")]
+    assert [c["api"] for c in qa] == ["QuantAnalysis.__init__", "QuantAnalysis.auto_find_bad_case",
+                                      "QuantAnalysis.run", "QuantAnalysis.compare_per_layer"], qa
+    assert qa[0]["analysis_model_type"] == "fake_quant" and not qa[0]["baseline_training"] and not qa[0]["analysis_training"]
+    assert not [c for c in r["calls"] if c["api"] == "featuremap_similarity"]  # the hbdk3 tool is not used
+    out_dir = os.path.join(settings["run"]["run_dir"], "debug_horizon")
+    for name in ("compare_per_layer_out.csv", "abnormal_layer_advisor.csv", "all_badcase_info.pt"):
+        assert os.path.getsize(os.path.join(out_dir, name)) > 0, name
+    assert "mid" in open(os.path.join(out_dir, "compare_per_layer_out.csv")).read()
+
+    worst = r["worst"]
+    assert worst[0]["name"] == "mid", [(w["name"], w["sqnr_drop_db"]) for w in worst]
+    assert worst[0]["same_input"]["sqnr_db"] is None
+    assert worst[0]["sqnr_drop_db"] > worst[1]["sqnr_drop_db"] + 10, worst[:2]
+    assert any("levels" in why for why in worst[0]["reasons"]), worst[0]
+    assert worst[0]["top1_gained"] >= drop / 2, (worst[0]["top1_gained"], drop)

@@ -141,8 +141,8 @@ class DebugScreen(Screen):
         r = self.rows[i]
         t = Text.assemble((r["name"], "bold"), " %s  rank %d  " % (r["op"], r["rank"]))
         own = r["same_input"]
-        t.append("own: SQNR %s dB cos %s max err %.3g | accumulated: SQNR %.1f dB (%s dB drop here) cos %.4f\n" % (
-            cell("same_sqnr", own.get("sqnr_db")), cell("same_cos", own.get("cosine")), own["max_abs"],
+        t.append("own: SQNR %s dB cos %s max err %s | accumulated: SQNR %.1f dB (%s dB drop here) cos %.4f\n" % (
+            cell("same_sqnr", own.get("sqnr_db")), cell("same_cos", own.get("cosine")), cell("max_abs", own.get("max_abs")),
             r["accumulated"]["sqnr_db"], cell("drop", r.get("sqnr_drop_db")), r["accumulated"]["cosine"]))
         t.append("range %.3g..%.3g" % (r["float_min"], r["float_max"]))
         if r["scale"] is not None:

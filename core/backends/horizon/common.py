@@ -222,6 +222,12 @@ class HorizonBase(QuantBackend):
         if settings.compile.enabled:
             validate_compile_options(self.options)
 
+    def layers_in_float(self, prepared: Any, names: List[str]) -> Any:
+        """Fake quant off on the named layers' outputs and weights (the debug's sensitivity measure)."""
+        from . import debug
+
+        return debug.layers_in_float(prepared, names)
+
 
 def _has(module: Any, name: str) -> bool:
     """hasattr that survives plugin >= 1.9.0, whose removed qconfig names raise on access."""

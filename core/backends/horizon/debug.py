@@ -1,6 +1,7 @@
-"""Per-layer debug on the Horizon backend (hbdk3 generation) through the plugin's own tool,
+"""Per-layer debug on the Horizon backend through the plugin's own tools: in the hbdk3 generation
 ``horizon_plugin_pytorch.utils.quant_profiler.featuremap_similarity`` (X3/J5 expert user guide,
-"相似度对比"; signature and output columns in /work/shared/reference/debug-tools.md).
+"相似度对比"; signature and output columns in /work/shared/reference/debug-tools.md), in the hbdk4
+generation ``horizon_plugin_profiler.QuantAnalysis`` (:func:`compare_quant_analysis`).
 
 * The float reference is a copy of the prepared model with every fake quant off (torch's
   ``disable_fake_quant``, which the plugin's FakeQuantize inherits): the same graph and module names,
@@ -141,6 +142,117 @@ def compare(prepared: Any, batches: Iterable[Any], out_dir: str) -> List[LayerCo
             levels=256 if scale else None, weight_outliers=_weight_outliers(mods.get(name)),
         ))
     return out
+
+
+def compare_quant_analysis(prepared: Any, batches: Iterable[Any], out_dir: str) -> List[LayerComparison]:
+    """The per-layer table of ``prepared`` (validation state) through the hbdk4 generation's profiler,
+    ``horizon_plugin_profiler.QuantAnalysis`` (OE-Skills j6-plugin-precision-tuning: ``QuantAnalysis(float,
+    calibration, "fake_quant")``, ``auto_find_bad_case``, ``run``, ``compare_per_layer``), with
+    :func:`float_reference` as the baseline. Its ``compare_per_layer_out.csv`` (COSINE, ATOL, the two
+    models' min/max on the worst batch) and ``abnormal_layer_advisor.csv`` stay in ``out_dir``; the
+    accumulated per-channel SQNR over all the images, clipping and levels used are measured here with
+    forward hooks (the profiler takes no custom metric).
+
+    Raises:
+        BackendError: the profiler does not import, or its CSV lacks a column this reads.
+    """
+    import torch
+
+    from ...errors import BackendError
+
+    try:
+        from horizon_plugin_profiler import QuantAnalysis
+    except ImportError as e:
+        raise BackendError("per-layer debug on %s needs horizon_plugin_profiler (%s)" % ("the hbdk4 generation", e),
+                           hint="install horizon-plugin-profiler (it ships with Horizon's J6/S100 docker)") from None
+    batches = [b.detach().cpu().float() for b in batches]
+    ref = float_reference(prepared)
+    os.makedirs(out_dir, exist_ok=True)
+    qa = QuantAnalysis(ref, prepared, "fake_quant", out_dir=out_dir)
+    qa.auto_find_bad_case(batches, num_steps=len(batches), topk=1)
+    qa.run()
+    qa.compare_per_layer()
+    rows = _read_csv(os.path.join(out_dir, "compare_per_layer_out.csv"),
+                     ("COSINE", "ATOL", "base_model_min", "base_model_max"))
+    name_col = next((c for c in ("mod_name", "name", "op_name") if c in rows[0]), None) if rows else "mod_name"
+    if name_col is None:
+        raise BackendError("compare_per_layer_out.csv names no layer column (looked for mod_name, name, op_name); "
+                           "columns: %s" % ", ".join(rows[0]))
+    names = [r[name_col] for r in rows]
+    x = torch.cat(batches)
+    scales = {n: _fq_scale(prepared, n) for n in names}
+    out_ref, out_q = _layer_outputs(ref, names, x), _layer_outputs(prepared, names, x)
+    stats = _output_stats(ref, names, x, scales)
+    mods = dict(prepared.named_modules())
+    out = []
+    for r, name in zip(rows, names):
+        st = stats.get(name, {})
+        sqnr = per_channel_sqnr(out_ref[name], out_q[name]) if name in out_ref and name in out_q else SQNR_CAP_DB
+        cos = float(r["COSINE"])
+        out.append(LayerComparison(
+            name=name, op=r.get("analy_op_type") or type(mods.get(name)).__name__,
+            accumulated={"cosine": cos if math.isfinite(cos) else 1.0, "sqnr_db": min(sqnr, SQNR_CAP_DB),
+                         "max_abs": float(r["ATOL"])},
+            same_input={"cosine": None, "sqnr_db": None, "max_abs": None, "scale_error": None},
+            float_min=st.get("float_min", float(r["base_model_min"])), float_max=st.get("float_max", float(r["base_model_max"])),
+            scale=scales.get(name), zero_point=0 if scales.get(name) else None, clipped=st.get("clipped", 0.0),
+            levels_used=st.get("levels_used"), levels=256 if scales.get(name) else None,
+            weight_outliers=_weight_outliers(mods.get(name)),
+        ))
+    return out
+
+
+def _read_csv(path: str, need: Iterable[str]) -> List[Dict[str, str]]:
+    import csv
+
+    from ...errors import BackendError
+
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    except OSError as e:
+        raise BackendError("QuantAnalysis.compare_per_layer wrote no %s (%s)" % (os.path.basename(path), e)) from None
+    missing = [c for c in need if rows and c not in rows[0]]
+    if missing:
+        raise BackendError("%s has no column %s; its columns: %s" % (os.path.basename(path), ", ".join(missing), ", ".join(rows[0])),
+                           hint="this horizon_plugin_profiler writes another format: tell qat-tui's developers its version")
+    return rows
+
+
+def _fq_scale(prepared: Any, name: str) -> Optional[float]:
+    for fq in _output_fake_quants(prepared, name):
+        s = getattr(fq, "scale", None)
+        if s is not None and s.numel() == 1:
+            return float(s.reshape(-1)[0])
+    return None
+
+
+def _layer_outputs(model: Any, names: List[str], x: Any) -> Dict[str, Any]:
+    """Per name: the output of the fake quant after the module (the quantized tensor), else the module's
+    own output; first call only."""
+    import torch
+
+    outs: Dict[str, Any] = {}
+    hooks = []
+    mods = dict(model.named_modules())
+    for name in names:
+        if name not in mods:
+            continue
+        fqs = _output_fake_quants(model, name)
+        target = fqs[0] if fqs else mods[name]
+
+        def keep(_m: Any, _a: Any, o: Any, name: str = name) -> None:  # a hook that returns None keeps the output
+            if isinstance(o, torch.Tensor) and name not in outs:
+                outs[name] = o.detach()
+
+        hooks.append(target.register_forward_hook(keep))
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    return outs
 
 
 def _output_fake_quants(prepared: Any, name: str) -> List[Any]:

@@ -164,11 +164,6 @@ class Hbdk3Backend(HorizonBase):
 
         return debug.compare(prepared, batches, os.path.join(self.work_dir or ".", debug.DEBUG_DIR))
 
-    def layers_in_float(self, prepared: Any, names: List[str]) -> Any:
-        from . import debug
-
-        return debug.layers_in_float(prepared, names)
-
     def load_calib_state(self, qat_model: Any, calib_state: Dict[str, Any]) -> List[str]:
         # quick_start.md: qat_model.load_state_dict(calib_model.state_dict())
         qat_model.load_state_dict(calib_state)

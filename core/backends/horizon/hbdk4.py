@@ -151,6 +151,15 @@ class Hbdk4Backend(HorizonBase):
         finally:
             os.chdir(cwd)
 
+    # ---------------------------------------------------------------------------- per-layer debug
+    def compare_layers(self, float_model: Any, prepared: Any, stage: str, qconfig: Any, batches: Any) -> List[Any]:
+        """``horizon_plugin_profiler.QuantAnalysis`` on ``prepared`` against itself with fake quant off
+        (see :func:`core.backends.horizon.debug.compare_quant_analysis`); its files go to
+        ``<run>/debug_horizon/``."""
+        from . import debug
+
+        return debug.compare_quant_analysis(prepared, batches, os.path.join(self.work_dir or ".", debug.DEBUG_DIR))
+
     # ---------------------------------------------------------------------------------- int_infer
     def convert(self, prepared: Any, example_inputs: Tuple[Any, ...]) -> HbirModel:
         self._set_march()
