@@ -677,7 +677,7 @@ def load(path: str) -> Settings:
 
 def with_absolute_paths(settings: Settings) -> Settings:
     """``settings`` with its relative file paths made absolute against the current folder:
-    ``[data] root``, the ``.py`` file of ``[model] builder`` and a ``[model] pretrained`` file (not
+    ``[run] run_dir``, ``[data] root``, the ``.py`` file of ``[model] builder`` and a ``[model] pretrained`` file (not
     torchvision's weight names, not ``package.module:function``). The pipeline runs with these, so the
     ``settings.toml`` it writes into the run folder works from any folder (``qat-tui debug``, ``attach``,
     ``resume``, the exported script), and a run started from another folder keeps its fingerprints.
@@ -692,6 +692,8 @@ def with_absolute_paths(settings: Settings) -> Settings:
         return path if os.path.isabs(path) else os.path.abspath(path)
 
     changes: Dict[str, Dict[str, Any]] = {}
+    if settings.run.run_dir and absolute(settings.run.run_dir) != settings.run.run_dir:
+        changes["run"] = {"run_dir": absolute(settings.run.run_dir)}
     if settings.data.root and absolute(settings.data.root) != settings.data.root:
         changes["data"] = {"root": absolute(settings.data.root)}
     m = settings.model

@@ -307,6 +307,8 @@ def _cmd_debug(args: argparse.Namespace) -> int:
     from core.errors import QatError, SettingsError
 
     console = Console()
+    if not console.is_terminal:  # a file or a pipe has no width: 80 columns cut the 12-column table to "…"
+        console = Console(width=max(console.width, 200))
     try:
         settings = _settings_of(args.run_dir)
         if args.keep_float:

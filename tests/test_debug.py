@@ -91,6 +91,7 @@ def test_planted_layer_is_found_and_keeping_it_float_recovers_the_accuracy(plant
     assert main(["debug", settings.run_path(), "--images", "8", "--layers", "1"]) == 0
     out = capsys.readouterr().out
     assert "mid" in out and "--keep-float mid" in out
+    assert "accum SQNR dB" in out  # not a terminal: the table is not cut to 80 columns
     assert main(["debug", settings.run_path(), "--keep-float", "mdi"]) == 2
     assert "nearest: mid" in capsys.readouterr().err
     assert main(["debug", settings.run_path(), "--keep-float", "mid"]) == 0

@@ -123,10 +123,12 @@ def test_relative_paths_are_made_absolute_for_the_run_folder(tmp_path, monkeypat
     from core.settings import validate, with_absolute_paths
 
     monkeypatch.chdir(tmp_path)
-    s = with_absolute_paths(validate({"data": {"root": "imgs"}, "model": {"builder": "nets/net.py:build",
-                                                                         "pretrained": "w/start.pth"}}))
+    s = with_absolute_paths(validate({"run": {"run_dir": "runs/x"}, "data": {"root": "imgs"},
+                                      "model": {"builder": "nets/net.py:build", "pretrained": "w/start.pth"}}))
+    # a relative run_dir read from elsewhere named another folder: "moved or copied from ..." for no move
+    assert s.run.run_dir == str(tmp_path / "runs" / "x")
     assert s.data.root == str(tmp_path / "imgs")
     assert s.model.builder == str(tmp_path / "nets" / "net.py") + ":build"
     assert s.model.pretrained == str(tmp_path / "w" / "start.pth")
-    kept = validate({"data": {"root": str(tmp_path)}, "model": {"builder": "mypkg.nets:build", "pretrained": "DEFAULT"}})
+    kept = validate({"run": {"run_dir": str(tmp_path)}, "data": {"root": str(tmp_path)}, "model": {"builder": "mypkg.nets:build", "pretrained": "DEFAULT"}})
     assert with_absolute_paths(kept) is kept
