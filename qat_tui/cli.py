@@ -10,6 +10,7 @@
     qat-tui resume RUN_DIR                  continue a stopped run where it stopped
     qat-tui export RUN_DIR -o FILE          the run's settings as a standalone Python script
     qat-tui debug RUN_DIR [--keep-float L]  per-layer float-vs-int8 errors; keep layers in float
+    qat-tui serve [--port P]                the wizard in a browser, on http://127.0.0.1:8000
 
 Nothing here imports torch or Textual at module level, so ``qat-tui --help`` answers at once.
 """
@@ -33,6 +34,8 @@ examples:
   qat-tui export runs/x -o qat_x.py         python qat_x.py --stage float (no wizard needed)
   qat-tui debug runs/x                      which layers lost the accuracy, and their top-1 gain in float
   qat-tui debug runs/x --keep-float mid     the fix: [qconfig] float_layers += mid, then rerun
+  qat-tui serve --preset quick              the wizard in a browser (127.0.0.1:8000; from your own
+                                            machine: ssh -L 8000:127.0.0.1:8000 HOST)
 """
 
 
@@ -103,6 +106,19 @@ def _parser() -> argparse.ArgumentParser:
                         description="The classification models of the installed torchvision ([model] arch), "
                         "with one line each; your own model goes in [model] builder = \"file.py:function\".")
     mo.add_argument("filter", nargs="?", default="", help="show only names containing this text")
+
+    sv = sub.add_parser("serve", help="serve the wizard in a browser (textual-serve)",
+                        description="Serve the wizard over HTTP: every browser tab gets its own wizard. Listens "
+                        "on 127.0.0.1 unless told otherwise; from another machine forward the port: ssh -L 8000:127.0.0.1:8000 HOST")
+    sv.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; a host that is not "
+                    "loopback needs --allow-remote)")
+    sv.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    sv.add_argument("--allow-remote", action="store_true",
+                    help="listen on a host that is not loopback: anyone who reaches it can drive the wizard")
+    start = sv.add_mutually_exclusive_group()
+    # SUPPRESS: qat-tui --preset quick serve keeps the preset named before the command
+    start.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS, help="settings TOML the wizard starts from")
+    start.add_argument("--preset", metavar="NAME", default=argparse.SUPPRESS, help="start the wizard from a preset")
     return p
 
 
@@ -415,12 +431,36 @@ def _cmd_wizard(args: argparse.Namespace) -> int:
     return int(code or 0)
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from core import settings as S
+    from core.errors import QatError
+
+    from .serve import host_problem, serve
+
+    problem = host_problem(args.host, args.allow_remote)
+    if problem:  # refused before anything is loaded
+        print(problem, file=sys.stderr)
+        return 2
+    try:  # bad settings are said here, once, rather than in every browser tab
+        if args.config:
+            _settings_of(args.config)
+        elif args.preset:
+            S.preset(args.preset)
+    except QatError as e:
+        _print_error(e)
+        return 2
+    return serve(args.host, args.port, args.allow_remote, args.config, args.preset)
+
+
 def _no_terminal(args: argparse.Namespace) -> Optional[str]:
     """The one-line message for a wizard command started without a terminal (stdin or stdout not a
     TTY: ``qat-tui < /dev/null``, a pipe, cron, no controlling terminal), else None. Textual would
-    wait for keys that never come and write escape codes into the pipe."""
+    wait for keys that never come and write escape codes into the pipe. A wizard that textual-serve
+    started (``qat-tui serve``) talks to the browser through pipes on purpose: it passes."""
+    from .serve import under_web_driver
+
     wizard = args.command in (None, "attach") or (args.command == "resume" and not args.headless)
-    if not wizard or (sys.stdin.isatty() and sys.stdout.isatty()):
+    if not wizard or (sys.stdin.isatty() and sys.stdout.isatty()) or under_web_driver():
         return None
     which = "stdin" if not sys.stdin.isatty() else "stdout"
     if args.command == "attach":
@@ -456,6 +496,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             return _cmd_export(args)
         if args.command == "debug":
             return _cmd_debug(args)
+        if args.command == "serve":
+            return _cmd_serve(args)
         return _cmd_wizard(args)
     except KeyboardInterrupt:
         return 130
