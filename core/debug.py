@@ -62,6 +62,10 @@ class DebugReport:
     confusion: Dict[str, List[List[int]]]
     classes: List[str]
     float_layers: List[str] = field(default_factory=list)
+    fix_key: str = "float_layers"
+    """The backend's one-key fix (:meth:`core.backends.base.QuantBackend.precision_fix`): the
+    ``[qconfig]`` list that keeps a layer in higher precision, ``float_layers`` or ``int16_layers``."""
+    int16_layers: List[str] = field(default_factory=list)
     seconds: float = 0.0
     created: str = ""
 
@@ -163,7 +167,8 @@ def run_debug(settings: Any, log: Callable[[str], None] = lambda _m: None, backe
         per_class=[{"class": c, "images": base["n"][i], "float": base["acc_f"][i], "quantized": base["acc_q"][i]}
                    for i, c in enumerate(classes)],
         confusion={"float": base["cm_f"], "quantized": base["cm_q"]}, classes=classes,
-        float_layers=list(settings.qconfig.float_layers), seconds=round(time.time() - t0, 1),
+        float_layers=list(settings.qconfig.float_layers), fix_key=ctx.backend.precision_fix(),
+        int16_layers=list(settings.qconfig.int16_layers), seconds=round(time.time() - t0, 1),
         created=time.strftime("%Y-%m-%dT%H:%M:%S"),
     )
     atomic_write_json(os.path.join(settings.run_path(), REPORT_JSON), report.to_dict())
@@ -275,13 +280,21 @@ def reasons(layer: Dict[str, Any], starts_here: bool = False) -> List[str]:
     return out
 
 
-def with_float_layers(settings: Any, names: List[str]) -> Any:
-    """A copy of ``settings`` with ``names`` added to ``[qconfig] float_layers`` (the one-key fix)."""
+def with_float_layers(settings: Any, names: List[str], key: str = "float_layers") -> Any:
+    """A copy of ``settings`` with ``names`` added to ``[qconfig] <key>``: ``float_layers`` (the one-key fix
+    of the torch backend), or ``int16_layers`` where the backend's fix is 16-bit activations
+    (:attr:`DebugReport.fix_key`). A name moves out of the other list."""
     from . import settings as S
 
+    other = "int16_layers" if key == "float_layers" else "float_layers"
     data = settings.model_dump()
-    data["qconfig"]["float_layers"] = list(dict.fromkeys(list(settings.qconfig.float_layers) + list(names)))
+    data["qconfig"][key] = list(dict.fromkeys(list(getattr(settings.qconfig, key)) + list(names)))
+    data["qconfig"][other] = [n for n in getattr(settings.qconfig, other) if n not in names]
     return S.validate(data)
+
+
+FIX_WORDS = {"float_layers": "in float", "int16_layers": "in int16"}
+"""How the fix keeps a layer, for messages ("keep mid in int16")."""
 
 
 BEFORE_FIX = "before_fix.json"
@@ -304,6 +317,7 @@ def results_snapshot(run_dir: str, settings: Any) -> Dict[str, Any]:
         "deployable": deployable,
         "deployable_size": sizes.get(deployable) if deployable else None,
         "float_layers": list(settings.qconfig.float_layers),
+        "int16_layers": list(settings.qconfig.int16_layers),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
 
@@ -352,7 +366,7 @@ def render_html(report: DebugReport) -> str:
 font-size:13px}tr.worst{background:#fde2e2}</style></head><body>
 <h1>Per-layer debug: float vs %s model</h1>
 <p>%s. Backend %s; %d images compared, %d for top-1 (float %.2f%%, quantized %.2f%%); %.0f s.
-Layers kept in float: %s.</p>
+Layers kept in float: %s; with 16-bit output: %s.</p>
 <h2>SQNR along the depth (dB)</h2>%s
 <h2>Layers (graph order; rank 1 = largest own error)</h2>
 <table><tr><th>rank</th><th>layer</th><th>op</th><th>same-input SQNR</th><th>cosine</th><th>max err</th>
@@ -360,7 +374,7 @@ Layers kept in float: %s.</p>
 <h2>Per class (top-1 %%)</h2><table><tr><th>class</th><th>images</th><th>float</th><th>quantized</th><th>change</th></tr>%s</table>
 </body></html>
 """ % (e(report.source), e(report.run_dir), e(report.backend), report.images, report.eval_images,
-       report.top1["float"], report.top1["quantized"], report.seconds, e(", ".join(report.float_layers) or "none"),
+       report.top1["float"], report.top1["quantized"], report.seconds, e(", ".join(report.float_layers) or "none"), e(", ".join(report.int16_layers) or "none"),
        _svg(report.layers), "".join(rows), classes)
 
 
@@ -384,4 +398,4 @@ def _svg(layers: List[Dict[str, Any]], w: int = 720, h: int = 220) -> str:
             '<text x="100" y="14" font-size="12" fill="#36c">accumulated</text></svg>' % (w, h, line(0, "#c33"), line(1, "#36c")))
 
 
-__all__ = ["DebugReport", "run_debug", "results_snapshot", "save_before_fix", "load_before_fix", "BEFORE_FIX", "load_report", "reasons", "with_float_layers", "render_html", "REPORT_JSON", "REPORT_HTML"]
+__all__ = ["DebugReport", "run_debug", "results_snapshot", "save_before_fix", "load_before_fix", "BEFORE_FIX", "load_report", "reasons", "with_float_layers", "FIX_WORDS", "render_html", "REPORT_JSON", "REPORT_HTML"]

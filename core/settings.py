@@ -272,13 +272,27 @@ class QconfigSettings(_Section):
         "RUN_DIR` shows them (module paths such as 'layer1.0.conv2'). Reruns calib and qat.",
     )
 
-    @field_validator("float_layers")
+    int16_layers: List[str] = Field(
+        default_factory=list, json_schema_extra=ADDED,
+        description="Layers whose output is quantized to 16 bits instead of 8 (weights stay 8-bit): Horizon's fix "
+        "for a layer whose range a few large values set (its guide: int16 on march bayes, RDK Ultra; qint16 on nash-* "
+        "marches). Names as `qat-tui debug RUN_DIR` shows them. Other backends and marches refuse it. Reruns calib and qat.",
+    )
+
+    @field_validator("float_layers", "int16_layers")
     @classmethod
     def _layer_names(cls, v: List[str]) -> List[str]:
         names = [n.strip() for n in v]
         if any(not n for n in names):
             raise ValueError("layer names must not be empty")
         return list(dict.fromkeys(names))
+
+    @model_validator(mode="after")
+    def _one_precision_each(self) -> "QconfigSettings":
+        both = [n for n in self.int16_layers if n in self.float_layers]
+        if both:
+            raise ValueError("%s in both float_layers and int16_layers: keep each layer in one" % ", ".join(both))
+        return self
 
 
 class DebugSettings(_Section):

@@ -102,6 +102,9 @@ def _parser() -> argparse.ArgumentParser:
     db.add_argument("--keep-float", action="append", metavar="LAYER", default=[],
                     help="add LAYER to the run's [qconfig] float_layers (repeatable) and show what reruns; "
                     "no debug is run")
+    db.add_argument("--int16", action="append", metavar="LAYER", default=[],
+                    help="add LAYER to the run's [qconfig] int16_layers (16-bit output; Horizon's march bayes "
+                    "and nash-*), repeatable, and show what reruns; no debug is run")
     mo = sub.add_parser("models", help="list the models [model] arch accepts",
                         description="The classification models of the installed torchvision ([model] arch), "
                         "with one line each; your own model goes in [model] builder = \"file.py:function\".")
@@ -327,8 +330,13 @@ def _cmd_debug(args: argparse.Namespace) -> int:
         console = Console(width=max(console.width, 200))
     try:
         settings = _settings_of(args.run_dir)
-        if args.keep_float:
+        if args.keep_float and args.int16:
+            raise SettingsError("--keep-float and --int16 in one call", hint="give one of them (a layer takes one precision)")
+        fix_names = args.keep_float or args.int16
+        if fix_names:
             from core.debug import load_report, with_float_layers
+
+            key = "int16_layers" if args.int16 else "float_layers"
             from core.pipeline import Pipeline
 
             report = load_report(settings.run_path())
@@ -336,7 +344,7 @@ def _cmd_debug(args: argparse.Namespace) -> int:
                 import difflib
 
                 known = [layer["name"] for layer in report.layers]
-                for name in args.keep_float:
+                for name in fix_names:
                     if name not in known:
                         near = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
                         raise SettingsError("%r is not a layer of this model%s" % (
@@ -345,10 +353,13 @@ def _cmd_debug(args: argparse.Namespace) -> int:
             from core.debug import save_before_fix
 
             before = settings
-            settings = with_float_layers(settings, args.keep_float)
+            settings = with_float_layers(settings, fix_names, key)
+            from core.backends import get_backend
+
+            get_backend(settings.run.backend, settings).validate_settings(settings)  # e.g. int16 where it is not offered
             save_before_fix(before.run_path(), before)  # the results screen shows before/after
             path = S.save(settings, _settings_file(args.run_dir)) or _settings_file(args.run_dir)
-            print("[qconfig] float_layers = %s written to %s" % (list(settings.qconfig.float_layers), path))
+            print("[qconfig] %s = %s written to %s" % (key, list(getattr(settings.qconfig, key)), path))
             for item in Pipeline(settings).plan():
                 if item.action == "run":
                     print("  %-10s reruns: %s" % (item.stage, item.reason))

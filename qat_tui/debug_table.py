@@ -78,5 +78,7 @@ def print_report(console: Any, report: Any, rows: int = 0) -> None:
     worst = [r for r in report.worst() if (r["top1_gained"] or 0) > 0]
     if worst:
         best = max(worst, key=lambda r: r["top1_gained"])
-        console.print("fix: keep %s in float (top-1 %+.2f): qat-tui debug %s --keep-float %s" % (
-            best["name"], best["top1_gained"], report.run_dir, best["name"]), highlight=False)
+        int16 = getattr(report, "fix_key", "float_layers") == "int16_layers"
+        console.print("fix: keep %s %s (top-1 %+.2f with it in float): qat-tui debug %s %s %s" % (
+            best["name"], "in int16" if int16 else "in float", best["top1_gained"], report.run_dir,
+            "--int16" if int16 else "--keep-float", best["name"]), highlight=False)

@@ -70,6 +70,33 @@ def test_planted_layer_on_the_horizon_double_is_found_and_fixed(three_class_root
     prepared = [c for c in horizon_double.calls("prepare_qat_fx")][-1]
     assert ("mid", None) in [tuple(x) for x in prepared["qconfig_names"]["module_name"]], prepared["qconfig_names"]
 
+    # The Horizon fix on march bayes (the default, RDK Ultra): 16-bit output for mid (int16_layers), which
+    # its consumer reads as it is: the one-key fix gives at least half of the drop back.
+    assert settings.horizon.march == "bayes" and report.fix_key == "int16_layers"
+    int16 = with_float_layers(fixed, ["mid"], report.fix_key)
+    assert int16.qconfig.int16_layers == ["mid"] and int16.qconfig.float_layers == []
+    after = _run(int16)
+    assert after["float"] == top1["float"]
+    assert after["int_infer"] - top1["int_infer"] >= drop / 2, (top1, after)
+    prepared = [c for c in horizon_double.calls("prepare_qat_fx")][-1]
+    names = dict(tuple(x) for x in prepared["qconfig_names"]["module_name"])
+    assert names.get("mid") is not None, prepared["qconfig_names"]  # a qconfig of its own (16-bit activation)
+
+
+def test_int16_layers_are_refused_where_the_march_has_none(three_class_root: str, tmp_path: Any, horizon_double: Any) -> None:
+    """bernoulli2 (XJ3) has no 16-bit activations in Horizon's guide; the torch backend neither: each
+    says so before anything runs, naming what to use instead."""
+    from core.errors import SettingsError
+
+    from core.backends import get_backend
+
+    s = validate(own_model_settings(three_class_root, str(tmp_path / "run"), {"builder": PLANTED},
+                                    run={"backend": "horizon"}, horizon={"march": "bernoulli2"},
+                                    qconfig={"int16_layers": ["mid"]}))
+    with pytest.raises(SettingsError) as e:
+        get_backend("horizon", s).validate_settings(s)
+    assert "bayes" in str(e.value) and "bernoulli2" in str(e.value) and "float_layers" in e.value.hint
+
 
 _HBDK4_DEBUG = r"""
 import json, sys
@@ -90,7 +117,14 @@ state = RunState.load(settings.run_path())
 top1 = {s: state.stage(s)["metrics"]["top1"] for s in ("float", "calib", "int_infer")}
 _double.reset()
 report = run_debug(settings)
-print("RESULT=" + json.dumps({"top1": top1, "worst": report.worst(), "calls": _double.CALLS}, default=str))
+calls = list(_double.CALLS)
+from core.debug import with_float_layers
+fixed = with_float_layers(settings, [report.worst()[0]["name"]], report.fix_key)
+assert Pipeline(fixed, emit=emit).run()
+state = RunState.load(settings.run_path())
+after = {s: state.stage(s)["metrics"]["top1"] for s in ("float", "calib", "int_infer")}
+print("RESULT=" + json.dumps({"top1": top1, "worst": report.worst(), "calls": calls, "fix_key": report.fix_key,
+                              "after": after}, default=str))
 """
 
 
@@ -137,3 +171,7 @@ def test_planted_layer_on_the_hbdk4_double_is_found(three_class_root: str, tmp_p
     assert worst[0]["sqnr_drop_db"] > worst[1]["sqnr_drop_db"] + 10, worst[:2]
     assert any("levels" in why for why in worst[0]["reasons"]), worst[0]
     assert worst[0]["top1_gained"] >= drop / 2, (worst[0]["top1_gained"], drop)
+    # the one-key fix on nash: ModuleNameTemplate({"mid": qint16}); calib and int_infer rerun
+    assert r["fix_key"] == "int16_layers"
+    after = r["after"]
+    assert after["float"] == top1["float"] and after["int_infer"] - top1["int_infer"] >= drop / 2, (top1, after)

@@ -298,6 +298,17 @@ class QuantBackend(ABC):
                 "[qconfig] calib_observer = %r is not offered by the %s backend" % (settings.qconfig.calib_observer, self.name),
                 hint="choose one of: %s" % ", ".join(observers),
             )
+        if settings.qconfig.int16_layers and self.precision_fix() != "int16_layers":
+            from ..errors import SettingsError
+
+            raise SettingsError("[qconfig] int16_layers is not offered by the %s backend" % self.name,
+                                hint="move the layers to [qconfig] float_layers (kept in float), or clear int16_layers")
+
+    def precision_fix(self) -> str:
+        """The settings key that keeps a layer in higher precision here, the debug's one-key fix:
+        ``"float_layers"`` (the default: fake quant removed) or ``"int16_layers"`` (16-bit output, where
+        the toolchain deploys that and not float layers)."""
+        return "float_layers"
 
     def load_deployable(self, path: str) -> Optional[Callable]:
         """A callable running the deployable artifact on CPU tensors, if it can run here (else None)."""

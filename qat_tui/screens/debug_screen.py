@@ -79,7 +79,8 @@ class DebugScreen(Screen):
         from core.debug import load_report
 
         report = load_report(self.settings.run_path())
-        if report is not None and report.float_layers == list(self.settings.qconfig.float_layers):
+        if (report is not None and report.float_layers == list(self.settings.qconfig.float_layers)
+                and report.int16_layers == list(self.settings.qconfig.int16_layers)):
             self.show(report, "report of %s (r: run it again)" % report.created.replace("T", " ")[5:16])
         else:
             self.action_rerun_debug()
@@ -114,7 +115,9 @@ class DebugScreen(Screen):
         self.report = report
         self.rows = sorted(report.layers, key=sort_key("rank"))
         head = Text(summary(report))
-        extra = (["in float now: %s" % ", ".join(report.float_layers)] if report.float_layers else []) + ([note] if note else [])
+        extra = ((["in float now: %s" % ", ".join(report.float_layers)] if report.float_layers else [])
+                 + (["in int16 now: %s" % ", ".join(report.int16_layers)] if report.int16_layers else [])
+                 + ([note] if note else []))
         if extra:
             head.append("\n" + "; ".join(extra), style="dim")
         self.query_one("#debug-summary", Static).update(head)
@@ -215,15 +218,17 @@ class DebugScreen(Screen):
         table.update_cell(name, "mark", Text("*" if name in self.marked else " ", style="bold yellow"))
 
     def action_fix(self) -> None:
+        from core.debug import FIX_WORDS, with_float_layers
+
+        key = getattr(self.report, "fix_key", "float_layers")
         if not self.marked:
-            self.notify("mark the layers to keep in float with space first", severity="warning", timeout=3)
+            self.notify("mark the layers to keep %s with space first" % FIX_WORDS[key], severity="warning", timeout=3)
             return
-        from core.debug import with_float_layers
         from core.errors import QatError
         from core.pipeline import Pipeline
 
         try:
-            fixed = with_float_layers(self.settings, sorted(self.marked))
+            fixed = with_float_layers(self.settings, sorted(self.marked), key)
             plan = [(i.stage, i.reason) for i in Pipeline(fixed).plan() if i.action == "run"]
         except QatError as e:
             self.post_message(M.ShowError.of(e))
@@ -236,7 +241,7 @@ class DebugScreen(Screen):
                 save_before_fix(self.settings.run_path(), self.settings)
                 self.post_message(M.StartRun(fixed))
 
-        self.app.push_screen(FixModal(fixed.qconfig.float_layers, plan), chosen)
+        self.app.push_screen(FixModal(list(getattr(fixed.qconfig, key)), plan, key), chosen)
 
     def action_tab(self, tab: str) -> None:
         self.query_one("#debug-tabs", TabbedContent).active = tab
@@ -246,20 +251,23 @@ class DebugScreen(Screen):
 
 
 class FixModal(ModalScreen):
-    """Which stages keeping ``layers`` in float reruns, and why; dismisses True to rerun them."""
+    """Which stages keeping ``layers`` in higher precision (``[qconfig] <key>``: float_layers or
+    int16_layers) reruns, and why; dismisses True to rerun them."""
 
     BINDINGS = [Binding("enter", "choose(True)", "Rerun"), Binding("escape", "choose(False)", "Cancel")]
 
-    def __init__(self, layers: List[str], plan: List[Any]) -> None:
+    def __init__(self, layers: List[str], plan: List[Any], key: str = "float_layers") -> None:
         super().__init__()
-        self.float_layers, self.reruns = layers, plan
+        self.layers, self.reruns, self.key = layers, plan, key
 
     def compose(self) -> ComposeResult:
+        from core.debug import FIX_WORDS
+
         with Vertical(id="fix-box"):
-            yield Static(Text(" Keep in float: %s " % ", ".join(self.float_layers), style="bold black on yellow"))
+            yield Static(Text(" Keep %s: %s " % (FIX_WORDS[self.key], ", ".join(self.layers)), style="bold black on yellow"))
             lines = "\n".join("  %-10s %s" % (stage, why) for stage, why in self.reruns) or "  nothing reruns"
-            yield Static("[qconfig] float_layers = %s\nThese stages rerun (the others are kept):\n%s\n"
-                         "The results before the fix are kept for the side-by-side comparison." % (list(self.float_layers), lines),
+            yield Static("[qconfig] %s = %s\nThese stages rerun (the others are kept):\n%s\n"
+                         "The results before the fix are kept for the side-by-side comparison." % (self.key, list(self.layers), lines),
                          id="fix-message", markup=False)
             with Horizontal(id="fix-buttons"):
                 yield Button("Rerun (enter)", id="fix-go", variant="primary", compact=True)

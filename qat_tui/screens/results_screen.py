@@ -118,6 +118,9 @@ def before_after_rows(before: Dict[str, Any], now: Dict[str, Any]) -> List[List[
     rows.append(["%s size" % (now.get("deployable") or before.get("deployable") or "deployable"),
                  "-" if b is None else human_size(b), "-" if n is None else human_size(n), ""])
     rows.append(["layers in float", ", ".join(before["float_layers"]) or "none", ", ".join(now["float_layers"]) or "none", ""])
+    if before.get("int16_layers") or now.get("int16_layers"):
+        rows.append(["layers in int16", ", ".join(before.get("int16_layers", [])) or "none",
+                     ", ".join(now.get("int16_layers", [])) or "none", ""])
     return rows
 
 
@@ -145,7 +148,9 @@ class ResultsScreen(Screen):
         from core.debug import load_before_fix
 
         before = load_before_fix(record.run_dir or settings.run_path())
-        self.before = before if before and before.get("float_layers") != list(settings.qconfig.float_layers) else None
+        changed = before and (before.get("float_layers") != list(settings.qconfig.float_layers)
+                              or before.get("int16_layers", []) != list(settings.qconfig.int16_layers))
+        self.before = before if changed else None
 
     def compose(self) -> ComposeResult:
         crumb = breadcrumb(-1, ["Settings"])

@@ -215,12 +215,41 @@ class HorizonBase(QuantBackend):
     def signature(self) -> Dict[str, Any]:
         return {"backend": self.name, "march": self.options.march}
 
+    INT16_MARCHES: Tuple[str, ...] = ()
+    """Marches on which this generation deploys 16-bit activations (``[qconfig] int16_layers``)."""
+
+    def precision_fix(self) -> str:
+        return "int16_layers" if self.options.march in self.INT16_MARCHES else "float_layers"
+
     def validate_settings(self, settings: Any) -> None:
+        if settings.qconfig.int16_layers and self.precision_fix() != "int16_layers":
+            from ...errors import SettingsError
+
+            raise SettingsError(
+                "[qconfig] int16_layers needs a march with 16-bit activations (%s); this run's march is %s"
+                % (", ".join(self.INT16_MARCHES) or "none in this generation", self.options.march),
+                hint="use [qconfig] float_layers (qconfig None: not quantized) instead, or change [horizon] march")
         super().validate_settings(settings)
         self.work_dir = settings.run_path()
         self._set_march()
         if settings.compile.enabled:
             validate_compile_options(self.options)
+
+    @staticmethod
+    def _check_layer_names(float_model: Any, names: List[str]) -> None:
+        """Refuse names in ``[qconfig] float_layers``/``int16_layers`` that are no module of the model,
+        with the nearest names (SettingsError), before prepare."""
+        import difflib
+
+        from ...errors import SettingsError
+
+        mods = [n for n, _m in float_model.named_modules() if n]
+        for name in names:
+            if name not in mods:
+                close = difflib.get_close_matches(name, mods, n=5)
+                raise SettingsError("[qconfig] float_layers/int16_layers: the model has no layer %r%s" % (
+                    name, "; nearest: %s" % ", ".join(close) if close else ""),
+                    hint="use the names `qat-tui debug RUN_DIR` shows, or clear that setting")
 
     def layers_in_float(self, prepared: Any, names: List[str]) -> Any:
         """Fake quant off on the named layers' outputs and weights (the debug's sensitivity measure)."""

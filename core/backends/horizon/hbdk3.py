@@ -47,6 +47,8 @@ PLAIN_QCONFIG_NAMES = {
 class Hbdk3Backend(HorizonBase):
     """horizon_plugin_pytorch's FX flow + hbdk3 (see the module docstring for every call and its source)."""
 
+    INT16_MARCHES = ("bayes",)  # the expert guide: int16 can be set only on RDK Ultra (march bayes)
+
     @classmethod
     def detect(cls) -> BackendInfo:
         """The plugin's detection; without hbdk only the compile stage cannot run (said in the reason)."""
@@ -116,11 +118,31 @@ class Hbdk3Backend(HorizonBase):
                 )
         else:
             lines.append("output layer %s: same as all layers (8-bit output)" % out_layer)
+        for name in qconfig.int16_layers:
+            qdict.setdefault("module_name", {})[name] = self._int16_qconfig(qc, stage, qconfig)
+            lines.append("16-bit output ([qconfig] int16_layers): %s - 8-bit weights, 16-bit activation (the guide's "
+                         "int16 for march bayes)" % name)
         for name in getattr(qconfig, "float_layers", None) or []:
             qdict.setdefault("module_name", {})[name] = None
             lines.append("kept in float ([qconfig] float_layers): %s - qconfig None (prepare_qat_fx: not quantized); "
                          "Horizon's check_model names what then runs on the CPU" % name)
         return qdict, lines
+
+    @staticmethod
+    def _int16_qconfig(qc: Any, stage: str, qconfig: Any) -> Any:
+        """8-bit weights, 16-bit activation: ``get_default_qconfig(..., activation_qkwargs={"dtype": qint16})``
+        for calibration where the plugin has it, else ``default_<stage>_8bit_weight_16bit_act_fake_quant_qconfig``
+        (plugin >= 1.7.0)."""
+        if stage == "calib" and hasattr(qc, "get_default_qconfig"):
+            from horizon_plugin_pytorch.dtype import qint16
+
+            return qc.get_default_qconfig(activation_observer=qconfig.calib_observer, weight_observer="min_max",
+                                          activation_qkwargs={"dtype": qint16})
+        name = "default_%s_8bit_weight_16bit_act_fake_quant_qconfig" % stage
+        if not _has(qc, name):
+            raise BackendError("this horizon_plugin_pytorch has no %s (16-bit activations need plugin >= 1.7.0)" % name,
+                               hint="clear [qconfig] int16_layers, or use a newer plugin")
+        return getattr(qc, name)
 
     def prepare(self, float_model: Any, example_inputs: Tuple[Any, ...], stage: str, qconfig: Any) -> Any:
         from horizon_plugin_pytorch.quantization import prepare_qat_fx
@@ -128,7 +150,7 @@ class Hbdk3Backend(HorizonBase):
         self._set_march()
         from ...models import output_layer
 
-        self._check_layer_names(float_model, getattr(qconfig, "float_layers", None) or [])
+        self._check_layer_names(float_model, list(qconfig.float_layers) + list(qconfig.int16_layers))
         qdict, lines = self.qconfig_dict(stage, qconfig, output_layer(float_model, example_inputs[0]))
         self.last_qconfig_lines = lines
         # prepare mutates (and may move) the model it gets: always hand it a fresh float copy.
@@ -141,20 +163,6 @@ class Hbdk3Backend(HorizonBase):
 
             msg, hint = capture_problem(e, "prepare_qat_fx (torch.fx symbolic tracing)")
             raise ModelError(msg, hint=hint) from e
-
-    @staticmethod
-    def _check_layer_names(float_model: Any, names: List[str]) -> None:
-        import difflib
-
-        from ...errors import SettingsError
-
-        mods = [n for n, _m in float_model.named_modules() if n]
-        for name in names:
-            if name not in mods:
-                close = difflib.get_close_matches(name, mods, n=5)
-                raise SettingsError("[qconfig] float_layers: the model has no layer %r%s" % (
-                    name, "; nearest: %s" % ", ".join(close) if close else ""),
-                    hint="use the names `qat-tui debug RUN_DIR` shows, or clear [qconfig] float_layers")
 
     # ---------------------------------------------------------------------------- per-layer debug
     def compare_layers(self, float_model: Any, prepared: Any, stage: str, qconfig: Any, batches: Any) -> List[Any]:

@@ -77,12 +77,16 @@ class Hbdk4Backend(HorizonBase):
     non-strictly, with the keys that did not load logged), and the wall time of HBIR inference.
     """
 
+    def precision_fix(self) -> str:
+        # qint16 through QconfigSetter templates on every nash march (OE-Skills j6-plugin-precision-tuning)
+        return "int16_layers"
+
     # ------------------------------------------------------------------------------------ prepare
     def setter(self, stage: str, qconfig: Any) -> Tuple[Any, List[str]]:
         import torch
 
         try:
-            from horizon_plugin_pytorch.quantization import QconfigSetter, get_qconfig, qint8
+            from horizon_plugin_pytorch.quantization import QconfigSetter, get_qconfig, qint8, qint16
             from horizon_plugin_pytorch.quantization.observer_v2 import MinMaxObserver, MSEObserver
             from horizon_plugin_pytorch.quantization.qconfig_setter import (
                 ConvDtypeTemplate,
@@ -105,10 +109,12 @@ class Hbdk4Backend(HorizonBase):
         else:
             observer = MinMaxObserver
         out_dtype = torch.float16 if self.options.march in ("nash-p", "nash-h") else qint8
+        names: Dict[str, Any] = {"": out_dtype}
+        names.update({name: qint16 for name in qconfig.int16_layers})
         setter = QconfigSetter(
             get_qconfig(observer=observer),
             templates=[
-                ModuleNameTemplate({"": out_dtype}),
+                ModuleNameTemplate(names),
                 ConvDtypeTemplate(input_dtype=qint8, weight_dtype=qint8),
                 MatmulDtypeTemplate(input_dtypes=[qint8, qint8]),
             ],
@@ -117,6 +123,8 @@ class Hbdk4Backend(HorizonBase):
             "all layers: QconfigSetter(get_qconfig(observer=%s)) - 8-bit weights and conv/matmul inputs, "
             "outputs %s" % (observer.__name__, "float16" if out_dtype is torch.float16 else "8-bit"),
         ]
+        for name in qconfig.int16_layers:
+            lines.append("16-bit output ([qconfig] int16_layers): %s - ModuleNameTemplate({%r: qint16})" % (name, name))
         if qconfig.high_precision_output:
             lines.append("high-precision output: not applied for hbdk4 marches yet (the classifier follows all layers)")
         return setter, lines
@@ -139,6 +147,7 @@ class Hbdk4Backend(HorizonBase):
                 "this horizon_plugin_pytorch has no quantization.prepare (hbdk4 generation) for %s" % self.options.march,
                 hint="use Horizon's J6/S100 docker, or an hbdk3 march (bernoulli2, bayes, bayes-e)",
             ) from None
+        self._check_layer_names(float_model, list(qconfig.int16_layers))
         setter, lines = self.setter(stage, qconfig)
         self.last_qconfig_lines = lines
         x = tuple(t.detach().cpu() for t in example_inputs)

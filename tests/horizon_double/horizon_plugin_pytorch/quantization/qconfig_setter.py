@@ -12,8 +12,11 @@ j6-plugin-prepare/SKILL.md`` and ``j6-plugin-hbdk-generating/references/full-pip
 The plugin's templates decide each op's dtypes from the traced graph; the double only turns them into
 a ``prepare_qat_fx`` qconfig dict: the reference qconfig (its output dtype replaced by
 ``ModuleNameTemplate``'s) for everything, per-name entries for the other ``ModuleNameTemplate`` keys.
-Only ``qint8`` is emulated (torch's int8 kernels); ``qint16`` or ``torch.float16`` in a template raise
-NotImplementedError when the setter is used. The class signatures beyond the arguments above are
+A per-name ``qint16`` (the precision-tuning skill's ``ModuleNameTemplate({"": qint8, "conv": qint16})``)
+gives that module a 16-bit output fake quant with the reference's observer; as in the plugin, the
+module's consumers read that output as it is (no 8-bit re-quantization at their input). Otherwise only
+``qint8`` is emulated; ``torch.float16`` (FakeCast), a global ``qint16`` and 16-bit conv/matmul input
+templates raise NotImplementedError when the setter is used. The class signatures beyond the arguments above are
 **unconfirmed** (extra keyword arguments are accepted and ignored). Available from emulated plugin
 version 2.0.0 (the double's invented threshold).
 """
@@ -65,6 +68,13 @@ class MatmulDtypeTemplate(object):
         self.kwargs = kwargs
 
 
+def _with_output_dtype(ref: Any, dtype: Any) -> Any:
+    """``ref`` with its output fake quant made for ``dtype`` (same observer and arguments)."""
+    from .qconfig import QConfig
+
+    return QConfig(output=ref.activation.with_args(dtype=dtype), weight=ref.weight)
+
+
 class QconfigSetter(object):
     """A reference qconfig refined by templates."""
 
@@ -82,6 +92,9 @@ class QconfigSetter(object):
         for t in self.templates:
             if isinstance(t, ModuleNameTemplate):
                 for name, dt in t.module_name_to_dtype.items():
+                    if name and _dtype_name(dt) == "qint16":
+                        names[name] = _with_output_dtype(ref, dt)
+                        continue
                     _require_qint8("ModuleNameTemplate[%r]" % name, dt)
                     names[name] = ref
             elif isinstance(t, ConvDtypeTemplate):

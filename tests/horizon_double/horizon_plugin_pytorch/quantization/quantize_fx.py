@@ -32,6 +32,10 @@ How the double maps Horizon's semantics (its own choices):
   on an ``nn.Linear``/``nn.Conv2d`` keeps torch from quantizing that op and the double fake-quantizes
   its weight itself; ``convert_fx`` turns it into an int8-weight op with a **float output** (Horizon:
   int32 "high precision" output). Other module types with such a qconfig raise NotImplementedError.
+* A 16-bit activation (``*_8bit_weight_16bit_act_*`` qconfigs, ``activation_qkwargs={"dtype": qint16}``)
+  has no torch kernel: a prepared model holding one converts to itself with every observer off and
+  fake quant on (the integer arithmetic emulated in float, as the plugin's own QAT numerics are), the
+  call logged with ``"emulated_int16": True``; hbdk's tools trace it like any converted model.
 * ``hybrid=True`` (BPU/CPU heterogeneous mode) is not emulated (NotImplementedError); ``optimize_graph``
   is accepted and ignored (it only matters on Bernoulli in the plugin). ``prepare_custom_config_dict``
   keys torch knows are passed on, others are ignored (listed in the call log).
@@ -490,6 +494,29 @@ def _replace_weight_only(gm: nn.Module, eff: Dict[str, Any]) -> None:
 # ------------------------------------------------------------------------------------------ convert
 
 
+class _FrozenFakeQuant(nn.Module):
+    """A fake quantizer of a converted model with 16-bit activations (see the module docstring): the
+    scale, zero point and range of the one it replaces, fixed; plain torch ops, so torch.jit.trace
+    (hbdk's tools) sees through it."""
+
+    def __init__(self, fq: Any) -> None:
+        super().__init__()
+        self.register_buffer("scale", fq.scale.detach().clone().float())
+        self.register_buffer("zero_point", fq.zero_point.detach().clone().to(torch.int32))
+        self.quant_min, self.quant_max = int(fq.quant_min), int(fq.quant_max)
+        self.ch_axis = int(fq.ch_axis) if getattr(fq, "is_per_channel", False) else -1
+        self.enabled = bool(fq.fake_quant_enabled[0])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.enabled:
+            return x
+        if self.ch_axis >= 0:
+            return torch.fake_quantize_per_channel_affine(x, self.scale, self.zero_point, self.ch_axis,
+                                                          self.quant_min, self.quant_max)
+        return torch.fake_quantize_per_tensor_affine(x, float(self.scale.reshape(-1)[0]), int(self.zero_point.reshape(-1)[0]),
+                                                     self.quant_min, self.quant_max)
+
+
 def convert_fx(
     graph_module: nn.Module,
     inplace: bool = False,
@@ -505,14 +532,32 @@ def convert_fx(
     )
     if role != "prepared":
         raise TypeError("test double: convert_fx expects a model returned by prepare_qat_fx, got %s" % type(graph_module).__name__)
+    sixteen = False
     for mname, m in graph_module.named_modules():
         if isinstance(m, FakeQuantize) and m._hz_info["hz_dtype"] != "qint8" and not m._hz_info["fixed"]:
-            raise NotImplementedError(
-                "test double: %s is %s; only int8 can be converted to torch's quantized kernels"
-                % (mname or "<root>", m._hz_info["hz_dtype"])
-            )
+            if m._hz_info["hz_dtype"] != "qint16":
+                raise NotImplementedError(
+                    "test double: %s is %s; only int8 and int16 activations can be converted"
+                    % (mname or "<root>", m._hz_info["hz_dtype"])
+                )
+            sixteen = True
     name = type(graph_module).__name__
     gm = graph_module if inplace else copy.deepcopy(graph_module)
+    if sixteen:  # no torch kernel for int16: the frozen fake-quant model stands in for the integer one
+        base = type(gm)
+        while base.__dict__.get("_horizon_double_wrapper", False):
+            base = base.__mro__[1]
+        gm.__class__ = base
+        gm.cpu().eval()
+        frozen: Dict[int, nn.Module] = {}  # a fake quantizer registered under two names stays one
+        for parent in list(gm.modules()):
+            for leaf, child in list(parent._modules.items()):
+                if isinstance(child, FakeQuantizeBase):
+                    parent._modules[leaf] = frozen.setdefault(id(child), _FrozenFakeQuant(child))
+        entry["emulated_int16"] = True
+        _wrap(gm, "converted", name)
+        entry["result_id"] = id(gm)
+        return gm
     # hand torch its own class (the wrapper's base), keep our weight-only modules out of its way
     base = type(gm)
     while base.__dict__.get("_horizon_double_wrapper", False):
