@@ -241,6 +241,7 @@ class QatApp(App):
             ("Save settings", "save", "Write settings.toml into the run directory without running"),
             ("Cancel run", "cancel", "Stop the running stage at the next batch (c)"),
             ("Show results", "results", "Open the results of the run (r)"),
+            ("Help", "help", "Explain the concepts of this screen (? or F1)"),
         ):
             method = getattr(screen, "action_" + action, None)
             if method is not None:
