@@ -25,6 +25,7 @@ from core.errors import QatError
 from core.settings import Settings
 
 from . import messages as M
+from .i18n import resolve_lang
 from .state import STEPS, Detection, WizardState, preferred_available, screen_class
 
 
@@ -39,6 +40,8 @@ class QatApp(App):
         resume: a run directory to continue (``qat-tui resume``): starts the run at once with
             ``settings`` in its own process; finished stages are skipped, float/QAT continue from their
             last finished epoch, calib restarts.
+        lang: ``"en"`` or ``"zh"`` (``--lang``); None: from the locale (:func:`qat_tui.i18n.resolve_lang`).
+            Kept in ``wizard.lang``; the help pages (``?``/F1) are shown in it.
     """
 
     CSS_PATH = "app.tcss"
@@ -60,11 +63,12 @@ class QatApp(App):
         detect: bool = True,
         attach: Optional[str] = None,
         resume: Optional[str] = None,
+        lang: Optional[str] = None,
     ) -> None:
         super().__init__()
         self._attach = attach
         self._resume = resume
-        self.wizard = WizardState(settings)
+        self.wizard = WizardState(settings, lang=resolve_lang(lang))
         self._detect_enabled = detect
         self._detect_started = False
         self.run_screen: Any = None  # the RunScreen of the current/last run
@@ -237,6 +241,7 @@ class QatApp(App):
             ("Save settings", "save", "Write settings.toml into the run directory without running"),
             ("Cancel run", "cancel", "Stop the running stage at the next batch (c)"),
             ("Show results", "results", "Open the results of the run (r)"),
+            ("Help", "help", "Explain the concepts of this screen (? or F1)"),
         ):
             method = getattr(screen, "action_" + action, None)
             if method is not None:

@@ -22,6 +22,8 @@ from typing import List, Optional
 
 from core.stage_table import STAGES  # the stage names (a light module: no torch)
 
+from .i18n import LANGS
+
 EPILOG = """\
 examples:
   qat-tui                                   walk through the settings and run
@@ -49,6 +51,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--config", metavar="FILE", help="settings TOML to start the wizard from")
     p.add_argument("--preset", metavar="NAME", help="start the wizard from a preset: quick or sample")
+    p.add_argument("--lang", choices=LANGS, help="language of the wizard's help pages (? or F1): en or zh; "
+                   "default: from the locale (LANGUAGE, LC_ALL, LANG: zh* -> zh, else en)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     r = sub.add_parser("run", help="run the stages headless from a settings file",
@@ -69,12 +73,14 @@ def _parser() -> argparse.ArgumentParser:
     at = sub.add_parser("attach", help="follow a run in the wizard",
                         description="Open the run screen of a run: rebuilt from its event log, then following it live.")
     at.add_argument("run_dir", nargs="?", metavar="RUN_DIR", help="default: the most recent run")
+    at.add_argument("--lang", choices=LANGS, default=argparse.SUPPRESS, help="as qat-tui --lang")
 
     rs = sub.add_parser("resume", help="continue a stopped run",
                         description="Finished stages are kept; an interrupted float or qat stage continues from its last "
                         "finished epoch; calib restarts. Starts the run in the background and attaches.")
     rs.add_argument("run_dir", metavar="RUN_DIR")
     rs.add_argument("--headless", action="store_true", help="run in this terminal with rich output instead")
+    rs.add_argument("--lang", choices=LANGS, default=argparse.SUPPRESS, help="as qat-tui --lang")
 
     ex = sub.add_parser("export", help="write the run's settings as a standalone script",
                         description="Write one commented Python script with the run's settings baked in "
@@ -285,7 +291,7 @@ def _cmd_attach(args: argparse.Namespace) -> int:
         settings = _settings_of(run_dir)
     except QatError:
         settings = None
-    return int(QatApp(settings=settings, attach=run_dir).run() or 0)
+    return int(QatApp(settings=settings, attach=run_dir, lang=args.lang).run() or 0)
 
 
 def _cmd_resume(args: argparse.Namespace) -> int:
@@ -302,7 +308,7 @@ def _cmd_resume(args: argparse.Namespace) -> int:
         return run_headless(settings)
     from .app import QatApp
 
-    return int(QatApp(settings=settings, resume=settings.run_path()).run() or 0)
+    return int(QatApp(settings=settings, resume=settings.run_path(), lang=args.lang).run() or 0)
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
@@ -437,7 +443,7 @@ def _cmd_wizard(args: argparse.Namespace) -> int:
         return 2
     from .app import QatApp
 
-    app = QatApp(settings=settings)
+    app = QatApp(settings=settings, lang=args.lang)
     code = app.run()
     return int(code or 0)
 

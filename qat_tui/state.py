@@ -25,6 +25,12 @@ class Step:
     heading: str
     screen: str
 
+    @property
+    def id(self) -> str:
+        """The step's id, its name in lower case (``"data"``, ``"qconfig"``): names its help pages,
+        ``qat_tui/help/<lang>/<id>.md`` (see :mod:`qat_tui.i18n`)."""
+        return self.name.lower()
+
 
 STEPS: Tuple[Step, ...] = (
     Step("Data", "Data and run directory", "qat_tui.screens.data_screen:DataScreen"),
@@ -155,13 +161,16 @@ def device_problem(device: str, detection: Optional[Detection]) -> Optional[str]
 
 class WizardState:
     """The settings being edited (``values``: valid values, the shape of ``Settings.model_dump()``),
-    the preset they came from, and what detection found.
+    the preset they came from, what detection found, and the language the wizard shows.
 
     Args:
         settings: starting settings (None: the defaults).
+        lang: ``"en"`` or ``"zh"`` (:func:`qat_tui.i18n.resolve_lang`: ``--lang``, else the locale);
+            the help pages are shown in it.
     """
 
-    def __init__(self, settings: Optional[Settings] = None) -> None:
+    def __init__(self, settings: Optional[Settings] = None, lang: str = "en") -> None:
+        self.lang = lang
         self.have_settings = settings is not None
         start = settings if settings is not None else Settings()
         self.values: Dict[str, Dict[str, Any]] = start.model_dump()

@@ -1,4 +1,5 @@
-"""The frame shared by the wizard steps: breadcrumb, a scrolling form, Back/Next, footer.
+"""The frame shared by the wizard steps: breadcrumb, a scrolling form, Back/Next, footer; and the help
+key every screen with a help page shares (:class:`HelpfulScreen`).
 
 A step lists its :class:`~qat_tui.widgets.SettingField` widgets in :meth:`WizardStep.compose_form`;
 leaving forward validates every field (inline errors, focus on the first bad one) and stores the values
@@ -19,8 +20,11 @@ from textual.widget import Widget
 from textual.widgets import Button, Footer, Input, Static
 
 from .. import messages as M
-from ..state import STEP_NAMES, WizardState, step_heading, step_index
+from ..state import STEP_NAMES, STEPS, WizardState, step_heading, step_index
 from ..widgets.fields import SettingField
+
+HELP_HINT = {"en": "? or F1: help", "zh": "? 或 F1：帮助"}
+"""After each step's heading: the key of its help page, in the wizard's language."""
 
 
 def breadcrumb(current: int, names: Optional[List[str]] = None) -> Text:
@@ -43,9 +47,36 @@ def breadcrumb(current: int, names: Optional[List[str]] = None) -> Text:
     return t
 
 
-class WizardStep(Screen):
+class HelpfulScreen(Screen):
+    """A screen with a help page: ``?`` and F1 open it (:class:`~.help_screen.HelpScreen`) in the
+    wizard's language (``app.wizard.lang``). The keys are bound here once, as priority bindings, so
+    they work while a text box has the focus (no setting takes a ``?``).
+
+    A subclass names its page in ``HELP_PAGE`` (``qat_tui/help/<lang>/<HELP_PAGE>.md``) or overrides
+    :meth:`help_page`; wizard steps use their step id.
+    """
+
+    HELP_PAGE = ""
+
+    BINDINGS = [  # not in the footer: at 80 columns it has no room left (the step heading says it)
+        Binding("f1", "help", "Help", show=False, priority=True),
+        Binding("question_mark", "help", "Help", key_display="?", show=False, priority=True),
+    ]
+
+    def help_page(self) -> str:
+        """The name of this screen's help page."""
+        return self.HELP_PAGE
+
+    def action_help(self) -> None:
+        from .help_screen import HelpScreen
+
+        wizard = getattr(self.app, "wizard", None)
+        self.app.push_screen(HelpScreen(self.help_page(), getattr(wizard, "lang", "en")))
+
+
+class WizardStep(HelpfulScreen):
     """Base class of a wizard step; its place in :data:`qat_tui.state.STEPS` gives ``STEP`` (0-based)
-    and ``HEADING``."""
+    and ``HEADING``; its help page is named by its step id."""
 
     INTRO = ""
     NEXT_LABEL = "Next >"
@@ -66,6 +97,9 @@ class WizardStep(Screen):
     def HEADING(self) -> str:  # noqa: N802
         return step_heading(self.STEP)
 
+    def help_page(self) -> str:
+        return STEPS[self.STEP].id
+
     @property
     def wizard(self) -> WizardState:
         """The settings being edited and what detection found (owned by the app, handed down)."""
@@ -74,7 +108,8 @@ class WizardStep(Screen):
     def compose(self) -> ComposeResult:
         yield Static(breadcrumb(self.STEP), id="breadcrumb")
         with VerticalScroll(id="form"):
-            yield Static(Text(self.HEADING, style="bold"), classes="step-heading")
+            yield Static(Text.assemble((self.HEADING, "bold"), ("   " + HELP_HINT.get(self.wizard.lang, HELP_HINT["en"]), "dim")),
+                         classes="step-heading")
             if self.INTRO:
                 yield Static(self.INTRO, classes="step-intro")
             yield from self.compose_form()

@@ -10,7 +10,6 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
 
 from core.settings import SETTINGS_FILENAME, STAGES, Settings
@@ -18,7 +17,7 @@ from core.settings import SETTINGS_FILENAME, STAGES, Settings
 from core import stage_table as T
 from core.record import RunRecord
 
-from .base import breadcrumb
+from .base import HelpfulScreen, breadcrumb
 
 
 
@@ -124,9 +123,11 @@ def before_after_rows(before: Dict[str, Any], now: Dict[str, Any]) -> List[List[
     return rows
 
 
-class ResultsScreen(Screen):
+class ResultsScreen(HelpfulScreen):
     """Tabs: 1 Summary (accuracy, check verdict, rerun), 2 Artifacts, 3 Check advice, and 4 Before/after
     when a debug fix reran stages; ``d`` opens the per-layer debug."""
+
+    HELP_PAGE = "results"
 
     BINDINGS = [  # the tab keys are on the tabs: the footer keeps room for Quit at 80 columns
         Binding("1", "tab('summary')", "Summary", show=False),

@@ -22,7 +22,6 @@ from typing import Any, List, Optional, Tuple
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, ProgressBar, RichLog, Static, TabbedContent, TabPane
 
 from core.events import (
@@ -46,7 +45,7 @@ from core.record import RunRecord
 from core.settings import STAGES, Settings
 
 from .. import messages as M
-from .base import breadcrumb
+from .base import HelpfulScreen, breadcrumb
 
 STATUS_MARK = {
     "pending": (".", "dim"),
@@ -67,8 +66,10 @@ def _fmt(v: Optional[float], spec: str = "%.2f") -> str:
     return "-" if v is None else spec % v
 
 
-class RunScreen(Screen):
+class RunScreen(HelpfulScreen):
     """Runs the pipeline for ``settings`` and shows its progress."""
+
+    HELP_PAGE = "run"
 
     BINDINGS = [
         Binding("c", "cancel", "Cancel"),

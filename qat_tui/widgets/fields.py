@@ -108,6 +108,17 @@ def step_fields(section: str, step: str) -> List[str]:
     return out
 
 
+class SettingInput(Input):
+    """A setting's text box. It leaves ``?`` to the screen, whose ``?`` binding opens the help page
+    (:class:`~qat_tui.screens.base.HelpfulScreen`): Textual drops bindings of the keys a focused text box
+    may type, and no setting's value holds a ``?`` (paths, numbers, a TOML table of model kwargs)."""
+
+    def check_consume_key(self, key: str, character: Optional[str] = None) -> bool:
+        if character == "?":
+            return False
+        return super().check_consume_key(key, character)
+
+
 class SettingField(Vertical):
     """``[section] key`` as label + input, help line, and an error line shown only when invalid.
 
@@ -167,7 +178,7 @@ class SettingField(Vertical):
                         options.append(("%s (not offered here)" % self._field_value, self._field_value))
                     yield Select(options, value=self._field_value, allow_blank=False, id=self.control_id, compact=True)
                 else:
-                    yield Input(
+                    yield SettingInput(
                         display_value(self._field_value), placeholder=self._field_placeholder, id=self.control_id, compact=True
                     )
         help_widget = Static(self._field_help, classes="field-help")
