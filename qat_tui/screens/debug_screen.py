@@ -258,16 +258,16 @@ class FixModal(ModalScreen):
 
     def __init__(self, layers: List[str], plan: List[Any], key: str = "float_layers") -> None:
         super().__init__()
-        self.layers, self.reruns, self.key = layers, plan, key
+        self.fix_layers, self.reruns, self.key = layers, plan, key
 
     def compose(self) -> ComposeResult:
         from core.debug import FIX_WORDS
 
         with Vertical(id="fix-box"):
-            yield Static(Text(" Keep %s: %s " % (FIX_WORDS[self.key], ", ".join(self.layers)), style="bold black on yellow"))
+            yield Static(Text(" Keep %s: %s " % (FIX_WORDS[self.key], ", ".join(self.fix_layers)), style="bold black on yellow"))
             lines = "\n".join("  %-10s %s" % (stage, why) for stage, why in self.reruns) or "  nothing reruns"
             yield Static("[qconfig] %s = %s\nThese stages rerun (the others are kept):\n%s\n"
-                         "The results before the fix are kept for the side-by-side comparison." % (self.key, list(self.layers), lines),
+                         "The results before the fix are kept for the side-by-side comparison." % (self.key, list(self.fix_layers), lines),
                          id="fix-message", markup=False)
             with Horizontal(id="fix-buttons"):
                 yield Button("Rerun (enter)", id="fix-go", variant="primary", compact=True)
