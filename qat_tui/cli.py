@@ -466,7 +466,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     except QatError as e:
         _print_error(e)
         return 2
-    return serve(args.host, args.port, args.allow_remote, args.config, args.preset)
+    return serve(args.host, args.port, args.allow_remote, args.config, args.preset, getattr(args, "lang", None))
 
 
 def _no_terminal(args: argparse.Namespace) -> Optional[str]:

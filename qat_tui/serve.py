@@ -52,9 +52,11 @@ def remote_warning(host: str, port: int) -> str:
             "wizard and read and write your files; stop it with Ctrl+C when done" % (host, port))
 
 
-def wizard_command(config: Optional[str], preset: Optional[str]) -> str:
+def wizard_command(config: Optional[str], preset: Optional[str], lang: Optional[str] = None) -> str:
     """The shell command textual-serve runs for each browser session."""
     argv: List[str] = [sys.executable, "-m", "qat_tui"]
+    if lang:
+        argv += ["--lang", lang]
     if config:
         argv += ["--config", os.path.abspath(config)]
     elif preset:
@@ -99,7 +101,8 @@ def _make_server(command: str, host: str, port: int, loopback_only: bool):
                         public_url="http://%s" % _url_host(host, port))
 
 
-def serve(host: str, port: int, allow_remote: bool, config: Optional[str], preset: Optional[str]) -> int:
+def serve(host: str, port: int, allow_remote: bool, config: Optional[str], preset: Optional[str],
+          lang: Optional[str] = None) -> int:
     """Serve the wizard until Ctrl+C; 2 for a refused host, missing package, bad settings or a busy port."""
     problem = host_problem(host, allow_remote)
     if problem:
@@ -116,7 +119,7 @@ def serve(host: str, port: int, allow_remote: bool, config: Optional[str], prese
         return 2
     if not is_loopback(host):
         print(remote_warning(host, port), file=sys.stderr)
-    server = _make_server(wizard_command(config, preset), host, port, loopback_only=is_loopback(host))
+    server = _make_server(wizard_command(config, preset, lang), host, port, loopback_only=is_loopback(host))
     try:
         server.serve()
     except OSError as e:  # the port is taken, or the address is not this machine's

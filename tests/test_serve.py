@@ -208,3 +208,12 @@ def test_the_wizard_opens_in_headless_chromium(served, tmp_path):
     assert png.startswith(b"\x89PNG") and len(png) > 5000
     assert answer and "No data in" in answer["text"], "ctrl+n in the page got no answer:\n%s" % (answer or {}).get("text")
     print("first screen in %.1f s, %dx%d cells; screenshot %s" % (took, screen["cols"], screen["rows"], shot))
+
+
+def test_each_browser_session_gets_the_language_and_settings():
+    from qat_tui.serve import wizard_command
+
+    cmd = wizard_command(None, "quick", "zh")
+    assert cmd.endswith("-m qat_tui --lang zh --preset quick"), cmd
+    assert "--lang" not in wizard_command("a b.toml", None)
+    assert "'" in wizard_command("a b.toml", None)  # a path with a space stays one argument
