@@ -93,13 +93,20 @@ def _output_stats(ref: Any, names: List[str], x: Any, scales: Dict[str, Optional
     for name in names:
         if name in mods:
             hooks.append(mods[name].register_forward_hook(hook(name)))
+    _forward_then_unhook(ref, x, hooks)
+    return stats
+
+
+def _forward_then_unhook(model: Any, x: Any, hooks: List[Any]) -> None:
+    """``model(x)`` without gradients, then remove ``hooks`` (also when the forward raises)."""
+    import torch
+
     try:
         with torch.no_grad():
-            ref(x)
+            model(x)
     finally:
         for h in hooks:
             h.remove()
-    return stats
 
 
 def _weight_outliers(module: Any) -> Optional[float]:
@@ -246,12 +253,7 @@ def _layer_outputs(model: Any, names: List[str], x: Any) -> Dict[str, Any]:
                 outs[name] = o.detach()
 
         hooks.append(target.register_forward_hook(keep))
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        for h in hooks:
-            h.remove()
+    _forward_then_unhook(model, x, hooks)
     return outs
 
 
