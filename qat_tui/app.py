@@ -14,7 +14,7 @@ process (``core.worker``), which the run screen follows through the run's event 
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 from textual import work
 from textual.app import App, SystemCommand
@@ -174,7 +174,10 @@ class QatApp(App):
             from core.backends import get_spec
 
             if get_spec(best).preferred > get_spec(self.values["run"]["backend"]).preferred:
+                clean = not self.wizard.unsaved
                 self.values["run"]["backend"] = best
+                if clean:  # the wizard's default, not an edit: quitting does not ask about it
+                    self.wizard.mark_saved()
                 self.notify("%s found: the %s backend is selected (Backend step)." % (get_spec(best).summary, best), timeout=6)
         self.detection = det
 
@@ -201,6 +204,7 @@ class QatApp(App):
             return False
         try:
             save(settings, os.path.join(run_dir, SETTINGS_FILENAME))
+            self.wizard.mark_saved(settings)
             pid, offset = start_detached(run_dir)
         except QatError as e:  # e.g. the disk is full
             self.show_qat_error(e)
@@ -214,6 +218,8 @@ class QatApp(App):
 
     # ----------------------------------------------------------------------------- quitting
     def action_quit(self) -> None:  # type: ignore[override]
+        """``q``/``ctrl+q`` (and the palette's Quit): during a run asks whether to leave it running or
+        stop it; with settings edited since they were last loaded or saved asks first; else quits."""
         rs = self.run_screen
         if rs is not None and rs.running:
             from .screens.quit_modal import QuitModal
@@ -227,6 +233,29 @@ class QatApp(App):
 
             self.push_screen(QuitModal(rs.attach_dir), chosen)
             return
+        commit = getattr(self.screen, "commit", None)  # a wizard step: its fields' valid values count too
+        if commit is not None:
+            commit(strict=False)
+        unsaved = self.wizard.unsaved_keys()
+        if unsaved:
+            from .screens.confirm_modal import ConfirmModal
+
+            def answered(yes: Optional[bool]) -> None:
+                if yes:
+                    self._quit_now()
+
+            shown = ", ".join(unsaved[:6]) + (" and %d more" % (len(unsaved) - 6) if len(unsaved) > 6 else "")
+            self.push_screen(ConfirmModal(
+                "Quit with unsaved settings?",
+                "Changed since the settings were last loaded or saved: %s.\n"
+                "Quit now and these edits are lost. To keep them, stay and press s on the Review step "
+                "(it writes settings.toml into the run folder)." % shown,
+                yes="Quit without saving", no="Stay",
+            ), answered)
+            return
+        self._quit_now()
+
+    def _quit_now(self) -> None:
         self.closing = True
         self.exit()
 
