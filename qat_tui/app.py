@@ -48,9 +48,9 @@ class QatApp(App):
     TITLE = "qat-tui"
     SUB_TITLE = "quantization-aware training wizard"
 
-    BINDINGS = [
-        Binding("ctrl+q", "quit", "Quit", priority=True),
-        Binding("q", "quit", "Quit", show=False),
+    BINDINGS = [  # every binding of the app and the screens has an id: [ui] keymap rebinds it (qat_tui.keymap)
+        Binding("ctrl+q", "quit", "Quit", priority=True, id="app.quit"),
+        Binding("q", "quit", "Quit", show=False, id="app.quit"),
     ]
 
     detection: reactive[Optional[Detection]] = reactive(None)
@@ -90,6 +90,7 @@ class QatApp(App):
     # ------------------------------------------------------------------------------------ start
     def on_mount(self) -> None:
         self.push_screen(screen_class(0)())
+        self.apply_ui_keymap(self.values.get("ui", {}).get("keymap") or {})
         if self._attach or self._resume:
             from .screens.run_screen import RunScreen
 
@@ -258,6 +259,32 @@ class QatApp(App):
     def _quit_now(self) -> None:
         self.closing = True
         self.exit()
+
+    # -------------------------------------------------------------------------------- keys
+    def apply_ui_keymap(self, keymap: Dict[str, str]) -> List[str]:
+        """Rebind keys by binding id (``[ui] keymap``, Textual's :meth:`set_keymap`); the ids no binding
+        has are left out and named, with the valid ids, in the error modal. Returns those ids."""
+        if not keymap:
+            return []
+        from .keymap import binding_ids, split_keymap, unknown_ids_message
+
+        known = binding_ids([QatApp])
+        good, unknown = split_keymap(keymap, known)
+        self.set_keymap(good)
+        if unknown:
+            self.show_error("Keymap", unknown_ids_message(unknown, known),
+                            "fix [ui] keymap in the settings file (README, Keys, lists every id and its keys); "
+                            "the other entries are applied")
+        return unknown
+
+    def handle_bindings_clash(self, clashed_bindings: Any, node: Any) -> None:
+        """A [ui] keymap gave a key that another binding of the same screen has: said once per key."""
+        seen = self.__dict__.setdefault("_clashes_told", set())
+        for b in clashed_bindings:
+            if (b.key, b.id) not in seen:
+                seen.add((b.key, b.id))
+                self.notify("[ui] keymap: %s is also the key of %s, which loses it here" % (b.key, b.id or b.action),
+                            severity="warning", timeout=6)
 
     # ------------------------------------------------------------------------ command palette
     def get_system_commands(self, screen: Any) -> Any:

@@ -66,8 +66,10 @@ def screen_class(index: int) -> type:
 _PRESET_NEUTRAL = {
     "run": ("run_dir", "device", "backend", "seed", "threads"),
     "data": ("root", "layout", "download", "num_workers"),
+    "ui": ("keymap",),
 }
-"""Keys a preset does not set (where the data and run live, which machine): kept when switching."""
+"""Keys a preset does not set (where the data and run live, which machine, the wizard's keys): kept when
+switching."""
 
 
 def _strip_neutral(values: Dict[str, Any]) -> Dict[str, Any]:

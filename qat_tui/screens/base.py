@@ -59,8 +59,8 @@ class HelpfulScreen(Screen):
     HELP_PAGE = ""
 
     BINDINGS = [  # not in the footer: at 80 columns it has no room left (the step heading says it)
-        Binding("f1", "help", "Help", show=False, priority=True),
-        Binding("question_mark", "help", "Help", key_display="?", show=False, priority=True),
+        Binding("f1", "help", "Help", show=False, priority=True, id="help.open"),
+        Binding("question_mark", "help", "Help", key_display="?", show=False, priority=True, id="help.open"),
     ]
 
     def help_page(self) -> str:
@@ -82,11 +82,11 @@ class WizardStep(HelpfulScreen):
     NEXT_LABEL = "Next >"
 
     BINDINGS = [
-        Binding("ctrl+n", "next", "Next"),
-        Binding("escape", "back", "Back"),
-        Binding("n", "next", "Next", show=False),
-        Binding("ctrl+b", "back", "Back", show=False),
-        Binding("b", "back", "Back", show=False),
+        Binding("ctrl+n", "next", "Next", id="wizard.next"),
+        Binding("escape", "back", "Back", id="wizard.back"),
+        Binding("n", "next", "Next", show=False, id="wizard.next"),
+        Binding("ctrl+b", "back", "Back", show=False, id="wizard.back"),
+        Binding("b", "back", "Back", show=False, id="wizard.back"),
     ]
 
     @property

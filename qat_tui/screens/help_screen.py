@@ -35,8 +35,8 @@ class HelpScreen(ModalScreen):
     """
 
     BINDINGS = [
-        Binding("escape", "close", "Close"),
-        Binding("q", "close", "Close", show=False),
+        Binding("escape", "close", "Close", id="help.close"),
+        Binding("q", "close", "Close", show=False, id="help.close"),
     ]
 
     def __init__(self, page: str, lang: str = "en") -> None:

@@ -63,10 +63,10 @@ class ReviewScreen(WizardStep):
     NEXT_LABEL = "Run >"
 
     BINDINGS = [
-        Binding("ctrl+r", "run", "Run"),
-        Binding("r", "run", "Run", show=False),
-        Binding("s", "save", "Save"),
-        Binding("x", "export", "Export script"),
+        Binding("ctrl+r", "run", "Run", id="review.run"),
+        Binding("r", "run", "Run", show=False, id="review.run"),
+        Binding("s", "save", "Save", id="review.save"),
+        Binding("x", "export", "Export script", id="review.export"),
     ]
 
     settings: Optional[Settings] = None

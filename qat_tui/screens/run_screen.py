@@ -72,13 +72,13 @@ class RunScreen(HelpfulScreen):
     HELP_PAGE = "run"
 
     BINDINGS = [
-        Binding("c", "cancel", "Cancel"),
-        Binding("1", "tab('epochs')", "Epochs"),
-        Binding("2", "tab('chart')", "Chart"),
-        Binding("3", "tab('log')", "Log"),
-        Binding("r", "results", "Results"),
-        Binding("ctrl+n", "results", "Results", show=False),
-        Binding("escape", "back", "Back"),
+        Binding("c", "cancel", "Cancel", id="run.cancel"),
+        Binding("1", "tab('epochs')", "Epochs", id="run.tab_epochs"),
+        Binding("2", "tab('chart')", "Chart", id="run.tab_chart"),
+        Binding("3", "tab('log')", "Log", id="run.tab_log"),
+        Binding("r", "results", "Results", id="run.results"),
+        Binding("ctrl+n", "results", "Results", show=False, id="run.results"),
+        Binding("escape", "back", "Back", id="run.back"),
     ]
 
     ATTACH_GRACE_S = 15.0
