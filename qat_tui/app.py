@@ -51,6 +51,7 @@ class QatApp(App):
     BINDINGS = [  # every binding of the app and the screens has an id: [ui] keymap rebinds it (qat_tui.keymap)
         Binding("ctrl+q", "quit", "Quit", priority=True, id="app.quit"),
         Binding("q", "quit", "Quit", show=False, id="app.quit"),
+        Binding("f2", "language", "Language", show=False, id="app.language"),
     ]
 
     detection: reactive[Optional[Detection]] = reactive(None)
@@ -260,6 +261,28 @@ class QatApp(App):
         self.closing = True
         self.exit()
 
+    # ----------------------------------------------------------------------------- language
+    def action_language(self, lang: Optional[str] = None) -> None:
+        """Show the wizard in ``lang`` (default: the next of :data:`~qat_tui.i18n.LANGS`); every screen
+        on the stack that shows the language redraws it (``lang_changed``), the help pages above all."""
+        from .i18n import LANGS
+
+        new = lang if lang in LANGS else self._next_lang()
+        self.wizard.lang = new
+        for screen in list(self.screen_stack):
+            changed = getattr(screen, "lang_changed", None)
+            if changed is not None:
+                changed(new)
+        self.notify({"en": "Language: English (F2 or the palette's Language switches)",
+                     "zh": "语言：中文（F2 或命令面板的 Language 切换）"}.get(new, new), timeout=3)
+
+    def _next_lang(self) -> str:
+        from .i18n import LANGS
+
+        langs = list(LANGS)
+        current = self.wizard.lang if self.wizard.lang in langs else langs[0]
+        return langs[(langs.index(current) + 1) % len(langs)]
+
     # -------------------------------------------------------------------------------- keys
     def apply_ui_keymap(self, keymap: Dict[str, str]) -> List[str]:
         """Rebind keys by binding id (``[ui] keymap``, Textual's :meth:`set_keymap`); the ids no binding
@@ -287,21 +310,55 @@ class QatApp(App):
                             severity="warning", timeout=6)
 
     # ------------------------------------------------------------------------ command palette
+    PALETTE = (
+        ("Next step", "next", "Go to the next wizard step"),
+        ("Back", "back", "Go back one step"),
+        ("Run", "run", "Start the run (its own process: survives closing the wizard)"),
+        ("Save settings", "save", "Write settings.toml into the run directory without running"),
+        ("Export script", "export", "Write the settings as a standalone Python script"),
+        ("Cancel run", "cancel", "Stop the running stage at the next batch (asks first)"),
+        ("Attach to a run", "attach_running", "Follow the first run in progress"),
+        ("Show results", "results", "Open the results of the run"),
+        ("Help", "help", "Explain the concepts of this screen"),
+    )
+    """The palette's commands on the current screen: (name, the screen's action, help). Each calls the
+    very action its key calls; it is listed where the screen has that action and allows it now."""
+
+    def keys_of(self, screen: Any, action: str) -> List[str]:
+        """The keys (as shown) that run ``action`` of ``screen`` (or of the app) now, keymap applied."""
+        out: List[str] = []
+        try:
+            active = screen.active_bindings
+        except Exception:
+            return out
+        for key, ab in active.items():
+            binding = ab.binding
+            if binding.action == action and (ab.node is screen or ab.node is self):
+                shown = self.get_key_display(binding)
+                if shown not in out:
+                    out.append(shown)
+        return out
+
     def get_system_commands(self, screen: Any) -> Any:
-        yield from super().get_system_commands(screen)
-        for name, action, help_text in (
-            ("Next step", "next", "Go to the next wizard step (ctrl+n)"),
-            ("Previous step", "back", "Go back one step (escape)"),
-            ("Run", "run", "Start the run (its own process: survives closing the wizard) from the review screen (ctrl+r)"),
-            ("Export as script", "export", "Write the settings as a standalone Python script (x, review screen)"),
-            ("Save settings", "save", "Write settings.toml into the run directory without running"),
-            ("Cancel run", "cancel", "Stop the running stage at the next batch (c)"),
-            ("Show results", "results", "Open the results of the run (r)"),
-            ("Help", "help", "Explain the concepts of this screen (? or F1)"),
-        ):
+        # Textual's own (Theme, Quit, Keys, Screenshot...), Theme and Quit named alike on every version
+        # (Textual 6.2 says "Change theme", "Quit the application"); Quit calls this app's action_quit
+        for command in super().get_system_commands(screen):
+            if command.callback == self.action_change_theme:
+                command = command._replace(title="Theme")
+            elif command.callback == self.action_quit:
+                command = command._replace(title="Quit")
+            yield command
+        for name, action, help_text in self.PALETTE:
             method = getattr(screen, "action_" + action, None)
-            if method is not None:
-                yield SystemCommand(name, help_text, method)
+            if method is None or screen.check_action(action, ()) is False:
+                continue
+            keys = self.keys_of(screen, action)
+            yield SystemCommand(name, help_text + (" (%s)" % ", ".join(keys) if keys else ""), method)
+        names = {"en": "English", "zh": "中文"}
+        other, keys = self._next_lang(), self.keys_of(screen, "language")
+        yield SystemCommand("Language", "Switch the wizard to %s (now %s)%s" % (
+            names.get(other, other), names.get(self.wizard.lang, self.wizard.lang), " (%s)" % ", ".join(keys) if keys else ""),
+            self.action_language)
 
 
 __all__ = ["QatApp"]

@@ -108,8 +108,7 @@ class WizardStep(HelpfulScreen):
     def compose(self) -> ComposeResult:
         yield Static(breadcrumb(self.STEP), id="breadcrumb")
         with VerticalScroll(id="form"):
-            yield Static(Text.assemble((self.HEADING, "bold"), ("   " + HELP_HINT.get(self.wizard.lang, HELP_HINT["en"]), "dim")),
-                         classes="step-heading")
+            yield Static(self.heading_text(), classes="step-heading")
             if self.INTRO:
                 yield Static(self.INTRO, classes="step-intro")
             yield from self.compose_form()
@@ -121,6 +120,16 @@ class WizardStep(HelpfulScreen):
 
     def compose_form(self) -> Iterable[Widget]:
         return []
+
+    def heading_text(self) -> Text:
+        """``Step n of N - heading`` and the help key, in the wizard's language."""
+        return Text.assemble((self.HEADING, "bold"), ("   " + HELP_HINT.get(self.wizard.lang, HELP_HINT["en"]), "dim"))
+
+    def lang_changed(self, lang: str) -> None:
+        """The app switched the language (palette's Language, F2): redraw what shows it."""
+        for heading in self.query(".step-heading"):
+            if isinstance(heading, Static):
+                heading.update(self.heading_text())
 
     # ------------------------------------------------------------------------------- fields
     @property
