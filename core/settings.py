@@ -1,8 +1,9 @@
 """Every choice the wizard offers, as one typed, validated settings object.
 
 The settings are a pydantic model with one section per TOML table: ``[run]``, ``[data]``, ``[model]``,
-``[float]``, ``[calib]``, ``[qat]``, ``[qconfig]``, ``[int_infer]``, ``[compile]``, and one more per
-registered backend that declares options (its spec's ``options`` model, a table named after it). Each field's
+``[float]``, ``[calib]``, ``[qat]``, ``[qconfig]``, ``[int_infer]``, ``[compile]``, ``[debug]``, ``[ui]`` (the
+wizard's keys, read by no stage), and one more per registered backend that declares options (its spec's
+``options`` model, a table named after it). Each field's
 ``description`` is its one line of plain help: the wizard shows it under the input, :func:`dumps` writes
 it as the comment above the key, and the exported script reuses it.
 
@@ -315,6 +316,31 @@ class DebugSettings(_Section):
     )
 
 
+class UiSettings(_Section):
+    """The wizard's own preferences: no stage reads them (core.stage_table names no ``[ui]`` key), so
+    changing them reruns nothing."""
+
+    keymap: Dict[str, str] = Field(
+        default_factory=dict, json_schema_extra=ADDED,
+        description="The wizard's keys: {binding id = \"keys\"}, keys comma-separated, e.g. "
+        "{\"wizard.next\" = \"f5,ctrl+n\"} (README, Keys, lists the ids); replaces the keys of that binding.",
+    )
+
+    @field_validator("keymap")
+    @classmethod
+    def _keymap_form(cls, v: Dict[str, Any]) -> Dict[str, str]:
+        out = {}
+        for binding_id, keys in v.items():
+            if not re.fullmatch(r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+", str(binding_id)):
+                raise ValueError("%r is not a binding id (such as 'wizard.next')" % binding_id)
+            parts = [k.strip() for k in str(keys).split(",")] if isinstance(keys, str) else []
+            if not parts or not all(parts) or any(" " in k for k in parts):
+                raise ValueError("%s = %r: give the keys as a string of comma-separated key names, e.g. \"f5,ctrl+n\""
+                                 % (binding_id, keys))
+            out[str(binding_id)] = ",".join(parts)
+        return out
+
+
 class IntInferStageSettings(_Section):
     enabled: bool = Field(True, description="Convert to the integer model and evaluate it on the test set.")
 
@@ -359,6 +385,9 @@ class Settings(_Section):
     )
     debug: DebugSettings = Field(
         default_factory=DebugSettings, description="Per-layer debug (qat-tui debug RUN_DIR): why int8 lost accuracy."
+    )
+    ui: UiSettings = Field(
+        default_factory=UiSettings, description="The wizard's keys; no stage reads this section (changing it reruns nothing).",
     )
 
     model_config = ConfigDict(extra="allow", validate_assignment=True)  # the backends' sections

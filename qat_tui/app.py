@@ -14,7 +14,7 @@ process (``core.worker``), which the run screen follows through the run's event 
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 from textual import work
 from textual.app import App, SystemCommand
@@ -48,9 +48,10 @@ class QatApp(App):
     TITLE = "qat-tui"
     SUB_TITLE = "quantization-aware training wizard"
 
-    BINDINGS = [
-        Binding("ctrl+q", "quit", "Quit", priority=True),
-        Binding("q", "quit", "Quit", show=False),
+    BINDINGS = [  # every binding of the app and the screens has an id: [ui] keymap rebinds it (qat_tui.keymap)
+        Binding("ctrl+q", "quit", "Quit", priority=True, id="app.quit"),
+        Binding("q", "quit", "Quit", show=False, id="app.quit"),
+        Binding("f2", "language", "Language", show=False, id="app.language"),
     ]
 
     detection: reactive[Optional[Detection]] = reactive(None)
@@ -90,6 +91,7 @@ class QatApp(App):
     # ------------------------------------------------------------------------------------ start
     def on_mount(self) -> None:
         self.push_screen(screen_class(0)())
+        self.apply_ui_keymap(self.values.get("ui", {}).get("keymap") or {})
         if self._attach or self._resume:
             from .screens.run_screen import RunScreen
 
@@ -174,7 +176,10 @@ class QatApp(App):
             from core.backends import get_spec
 
             if get_spec(best).preferred > get_spec(self.values["run"]["backend"]).preferred:
+                clean = not self.wizard.unsaved
                 self.values["run"]["backend"] = best
+                if clean:  # the wizard's default, not an edit: quitting does not ask about it
+                    self.wizard.mark_saved()
                 self.notify("%s found: the %s backend is selected (Backend step)." % (get_spec(best).summary, best), timeout=6)
         self.detection = det
 
@@ -201,6 +206,7 @@ class QatApp(App):
             return False
         try:
             save(settings, os.path.join(run_dir, SETTINGS_FILENAME))
+            self.wizard.mark_saved(settings)
             pid, offset = start_detached(run_dir)
         except QatError as e:  # e.g. the disk is full
             self.show_qat_error(e)
@@ -214,6 +220,8 @@ class QatApp(App):
 
     # ----------------------------------------------------------------------------- quitting
     def action_quit(self) -> None:  # type: ignore[override]
+        """``q``/``ctrl+q`` (and the palette's Quit): during a run asks whether to leave it running or
+        stop it; with settings edited since they were last loaded or saved asks first; else quits."""
         rs = self.run_screen
         if rs is not None and rs.running:
             from .screens.quit_modal import QuitModal
@@ -227,25 +235,130 @@ class QatApp(App):
 
             self.push_screen(QuitModal(rs.attach_dir), chosen)
             return
+        commit = getattr(self.screen, "commit", None)  # a wizard step: its fields' valid values count too
+        if commit is not None:
+            commit(strict=False)
+        unsaved = self.wizard.unsaved_keys()
+        if unsaved:
+            from .screens.confirm_modal import ConfirmModal
+
+            def answered(yes: Optional[bool]) -> None:
+                if yes:
+                    self._quit_now()
+
+            shown = ", ".join(unsaved[:6]) + (" and %d more" % (len(unsaved) - 6) if len(unsaved) > 6 else "")
+            self.push_screen(ConfirmModal(
+                "Quit with unsaved settings?",
+                "Changed since the settings were last loaded or saved: %s.\n"
+                "Quit now and these edits are lost. To keep them, stay and press s on the Review step "
+                "(it writes settings.toml into the run folder)." % shown,
+                yes="Quit without saving", no="Stay",
+            ), answered)
+            return
+        self._quit_now()
+
+    def _quit_now(self) -> None:
         self.closing = True
         self.exit()
 
+    # ----------------------------------------------------------------------------- language
+    def action_language(self, lang: Optional[str] = None) -> None:
+        """Show the wizard in ``lang`` (default: the next of :data:`~qat_tui.i18n.LANGS`); every screen
+        on the stack that shows the language redraws it (``lang_changed``), the help pages above all."""
+        from .i18n import LANGS
+
+        new = lang if lang in LANGS else self._next_lang()
+        self.wizard.lang = new
+        for screen in list(self.screen_stack):
+            changed = getattr(screen, "lang_changed", None)
+            if changed is not None:
+                changed(new)
+        self.notify({"en": "Language: English (F2 or the palette's Language switches)",
+                     "zh": "语言：中文（F2 或命令面板的 Language 切换）"}.get(new, new), timeout=3)
+
+    def _next_lang(self) -> str:
+        from .i18n import LANGS
+
+        langs = list(LANGS)
+        current = self.wizard.lang if self.wizard.lang in langs else langs[0]
+        return langs[(langs.index(current) + 1) % len(langs)]
+
+    # -------------------------------------------------------------------------------- keys
+    def apply_ui_keymap(self, keymap: Dict[str, str]) -> List[str]:
+        """Rebind keys by binding id (``[ui] keymap``, Textual's :meth:`set_keymap`); the ids no binding
+        has are left out and named, with the valid ids, in the error modal. Returns those ids."""
+        if not keymap:
+            return []
+        from .keymap import binding_ids, split_keymap, unknown_ids_message
+
+        known = binding_ids([QatApp])
+        good, unknown = split_keymap(keymap, known)
+        self.set_keymap(good)
+        if unknown:
+            self.show_error("Keymap", unknown_ids_message(unknown, known),
+                            "fix [ui] keymap in the settings file (README, Keys, lists every id and its keys); "
+                            "the other entries are applied")
+        return unknown
+
+    def handle_bindings_clash(self, clashed_bindings: Any, node: Any) -> None:
+        """A [ui] keymap gave a key that another binding of the same screen has: said once per key."""
+        seen = self.__dict__.setdefault("_clashes_told", set())
+        for b in clashed_bindings:
+            if (b.key, b.id) not in seen:
+                seen.add((b.key, b.id))
+                self.notify("[ui] keymap: %s is also the key of %s, which loses it here" % (b.key, b.id or b.action),
+                            severity="warning", timeout=6)
+
     # ------------------------------------------------------------------------ command palette
+    PALETTE = (
+        ("Next step", "next", "Go to the next wizard step"),
+        ("Back", "back", "Go back one step"),
+        ("Run", "run", "Start the run (its own process: survives closing the wizard)"),
+        ("Save settings", "save", "Write settings.toml into the run directory without running"),
+        ("Export script", "export", "Write the settings as a standalone Python script"),
+        ("Cancel run", "cancel", "Stop the running stage at the next batch (asks first)"),
+        ("Attach to a run", "attach_running", "Follow the first run in progress"),
+        ("Show results", "results", "Open the results of the run"),
+        ("Help", "help", "Explain the concepts of this screen"),
+    )
+    """The palette's commands on the current screen: (name, the screen's action, help). Each calls the
+    very action its key calls; it is listed where the screen has that action and allows it now."""
+
+    def keys_of(self, screen: Any, action: str) -> List[str]:
+        """The keys (as shown) that run ``action`` of ``screen`` (or of the app) now, keymap applied."""
+        out: List[str] = []
+        try:
+            active = screen.active_bindings
+        except Exception:
+            return out
+        for key, ab in active.items():
+            binding = ab.binding
+            if binding.action == action and (ab.node is screen or ab.node is self):
+                shown = self.get_key_display(binding)
+                if shown not in out:
+                    out.append(shown)
+        return out
+
     def get_system_commands(self, screen: Any) -> Any:
-        yield from super().get_system_commands(screen)
-        for name, action, help_text in (
-            ("Next step", "next", "Go to the next wizard step (ctrl+n)"),
-            ("Previous step", "back", "Go back one step (escape)"),
-            ("Run", "run", "Start the run (its own process: survives closing the wizard) from the review screen (ctrl+r)"),
-            ("Export as script", "export", "Write the settings as a standalone Python script (x, review screen)"),
-            ("Save settings", "save", "Write settings.toml into the run directory without running"),
-            ("Cancel run", "cancel", "Stop the running stage at the next batch (c)"),
-            ("Show results", "results", "Open the results of the run (r)"),
-            ("Help", "help", "Explain the concepts of this screen (? or F1)"),
-        ):
+        # Textual's own (Theme, Quit, Keys, Screenshot...), Theme and Quit named alike on every version
+        # (Textual 6.2 says "Change theme", "Quit the application"); Quit calls this app's action_quit
+        for command in super().get_system_commands(screen):
+            if command.callback == self.action_change_theme:
+                command = command._replace(title="Theme")
+            elif command.callback == self.action_quit:
+                command = command._replace(title="Quit")
+            yield command
+        for name, action, help_text in self.PALETTE:
             method = getattr(screen, "action_" + action, None)
-            if method is not None:
-                yield SystemCommand(name, help_text, method)
+            if method is None or screen.check_action(action, ()) is False:
+                continue
+            keys = self.keys_of(screen, action)
+            yield SystemCommand(name, help_text + (" (%s)" % ", ".join(keys) if keys else ""), method)
+        names = {"en": "English", "zh": "中文"}
+        other, keys = self._next_lang(), self.keys_of(screen, "language")
+        yield SystemCommand("Language", "Switch the wizard to %s (now %s)%s" % (
+            names.get(other, other), names.get(self.wizard.lang, self.wizard.lang), " (%s)" % ", ".join(keys) if keys else ""),
+            self.action_language)
 
 
 __all__ = ["QatApp"]

@@ -66,8 +66,10 @@ def screen_class(index: int) -> type:
 _PRESET_NEUTRAL = {
     "run": ("run_dir", "device", "backend", "seed", "threads"),
     "data": ("root", "layout", "download", "num_workers"),
+    "ui": ("keymap",),
 }
-"""Keys a preset does not set (where the data and run live, which machine): kept when switching."""
+"""Keys a preset does not set (where the data and run live, which machine, the wizard's keys): kept when
+switching."""
 
 
 def _strip_neutral(values: Dict[str, Any]) -> Dict[str, Any]:
@@ -161,7 +163,8 @@ def device_problem(device: str, detection: Optional[Detection]) -> Optional[str]
 
 class WizardState:
     """The settings being edited (``values``: valid values, the shape of ``Settings.model_dump()``),
-    the preset they came from, what detection found, and the language the wizard shows.
+    the preset they came from, what detection found, the language the wizard shows, and whether the
+    settings were edited since they were last loaded or saved (:meth:`unsaved_keys`).
 
     Args:
         settings: starting settings (None: the defaults).
@@ -176,6 +179,39 @@ class WizardState:
         self.values: Dict[str, Dict[str, Any]] = start.model_dump()
         self.preset_name = detect_preset(settings)
         self.detection: Optional[Detection] = None
+        self._saved: Dict[str, Dict[str, Any]] = self._snapshot()
+
+    # ------------------------------------------------------------------ saved or not (the dirty flag)
+    def _snapshot(self) -> Dict[str, Dict[str, Any]]:
+        """The values as the settings file would hold them (validated: a value typed differently but
+        equal is no edit); the values themselves while something is invalid."""
+        try:
+            return validate(copy.deepcopy(self.values), source="settings", backend_offers=False).model_dump()
+        except QatError:
+            return copy.deepcopy(self.values)
+
+    def mark_saved(self, settings: Optional[Settings] = None) -> None:
+        """The settings were written to a file (review's ``s``, export, a run's ``settings.toml``):
+        the current values count as saved. With ``settings`` (what was written) only when they are
+        the values being edited (a debug fix runs other settings: the edits stay unsaved)."""
+        now = self._snapshot()
+        if settings is None or settings.model_dump() == now:
+            self._saved = now
+
+    def unsaved_keys(self) -> List[str]:
+        """``["float.epochs", ...]``: the keys whose value differs from the last loaded or saved
+        settings (empty: nothing to lose by quitting)."""
+        now, saved = self._snapshot(), self._saved
+        out = []
+        for section in sorted(set(now) | set(saved)):
+            a, b = now.get(section) or {}, saved.get(section) or {}
+            out += ["%s.%s" % (section, k) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+        return out
+
+    @property
+    def unsaved(self) -> bool:
+        """Settings were edited since they were last loaded or saved."""
+        return bool(self.unsaved_keys())
 
     def current_settings(self) -> Settings:
         """The edited values as validated settings.

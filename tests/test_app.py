@@ -488,7 +488,22 @@ async def test_cancel_records_cancelled(tiny_settings: Any) -> None:
         run = await _go_to_review_and_run(pilot, app)
         await wait_for(pilot, lambda: run.last_progress is not None and run.last_progress.stage == "float",
                        180, "float training progress")
+        assert "Cancel run" in [c[0] for c in app.get_system_commands(run)]  # the palette's, the same action
+        # c asks first; no keeps the run going
         await pilot.press("c")
+        await wait_for(pilot, lambda: screen_name(app) == "ConfirmModal", 10, "the cancel question")
+        assert "Cancel the run?" in text_of(app.screen.query_one("#confirm-title"))
+        assert "stops at the next batch and is recorded as cancelled" in text_of(app.screen.query_one("#confirm-message"))
+        await pilot.press("n")
+        await wait_for(pilot, lambda: screen_name(app) == "RunScreen", 10, "the run screen again")
+        assert run.running and not run.cancel_requested
+        seen = run.last_progress
+        await wait_for(pilot, lambda: run.last_progress is not seen, 60, "more progress after no")
+        assert run.running and not run.cancel_requested
+        # yes cancels
+        await pilot.press("c")
+        await wait_for(pilot, lambda: screen_name(app) == "ConfirmModal", 10, "the cancel question again")
+        await pilot.press("y")
         await wait_for(pilot, lambda: not run.running, 120, "the cancelled run to stop")
         assert run.record.finished is not None and run.record.finished.cancelled
         with open(os.path.join(settings.run_path(), "state.json"), encoding="utf-8") as f:
@@ -574,7 +589,9 @@ async def test_quit_during_a_run_asks_and_leaving_keeps_it_running(tiny_settings
             assert run2.running and not run2.started_here
             # rebuilt from the event log: the run's earlier float progress is known
             assert run2.record.status["float"] == "running"
-            await pilot.press("c")  # stop it from the attached wizard
+            await pilot.press("c")  # stop it from the attached wizard (it asks first)
+            await wait_for(pilot, lambda: screen_name(app2) == "ConfirmModal", 10, "the cancel question")
+            await pilot.press("y")
             await wait_for(pilot, lambda: not run2.running, 120, "the run to stop")
             assert run2.record.finished is not None and run2.record.finished.cancelled
     finally:

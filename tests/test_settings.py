@@ -132,3 +132,26 @@ def test_relative_paths_are_made_absolute_for_the_run_folder(tmp_path, monkeypat
     assert s.model.pretrained == str(tmp_path / "w" / "start.pth")
     kept = validate({"run": {"run_dir": str(tmp_path)}, "data": {"root": str(tmp_path)}, "model": {"builder": "mypkg.nets:build", "pretrained": "DEFAULT"}})
     assert with_absolute_paths(kept) is kept
+
+
+def test_ui_keymap_round_trips_and_reruns_nothing():
+    """``[ui] keymap`` (the wizard's keys): written and read back as a TOML table, its form checked here
+    (the binding ids themselves by the wizard, which knows them), and no stage's result depends on it."""
+    from core.pipeline import stage_settings
+
+    s = S.preset("quick", ui={"keymap": {"wizard.next": "f5, ctrl+n", "app.quit": "ctrl+x"}})
+    assert s.ui.keymap == {"wizard.next": "f5,ctrl+n", "app.quit": "ctrl+x"}
+    text = S.dumps(s)
+    assert '[ui]' in text and '"wizard.next" = "f5,ctrl+n"' in text
+    assert "# " + S.field_help("ui", "keymap")[:40] in text
+    assert S.loads(text).ui.keymap == s.ui.keymap
+    assert S.Settings().ui.keymap == {} and "ui" in S.all_sections()
+    plain = S.preset("quick")
+    for stage in S.STAGES:
+        assert stage_settings(s, stage) == stage_settings(plain, stage), stage
+        assert not any(k.startswith("ui.") for k in stage_settings(s, stage))
+    for bad, words in (({"Next": "f5"}, "'Next' is not a binding id"), ({"wizard.next": ""}, "comma-separated key names"),
+                       ({"wizard.next": "f5,,n"}, "comma-separated key names"), ({"wizard.next": 5}, "ui.keymap.wizard.next")):
+        with pytest.raises(SettingsError) as e:
+            S.validate({"ui": {"keymap": bad}})
+        assert words in e.value.msg

@@ -59,8 +59,8 @@ class HelpfulScreen(Screen):
     HELP_PAGE = ""
 
     BINDINGS = [  # not in the footer: at 80 columns it has no room left (the step heading says it)
-        Binding("f1", "help", "Help", show=False, priority=True),
-        Binding("question_mark", "help", "Help", key_display="?", show=False, priority=True),
+        Binding("f1", "help", "Help", show=False, priority=True, id="help.open"),
+        Binding("question_mark", "help", "Help", key_display="?", show=False, priority=True, id="help.open"),
     ]
 
     def help_page(self) -> str:
@@ -82,11 +82,11 @@ class WizardStep(HelpfulScreen):
     NEXT_LABEL = "Next >"
 
     BINDINGS = [
-        Binding("ctrl+n", "next", "Next"),
-        Binding("escape", "back", "Back"),
-        Binding("n", "next", "Next", show=False),
-        Binding("ctrl+b", "back", "Back", show=False),
-        Binding("b", "back", "Back", show=False),
+        Binding("ctrl+n", "next", "Next", id="wizard.next"),
+        Binding("escape", "back", "Back", id="wizard.back"),
+        Binding("n", "next", "Next", show=False, id="wizard.next"),
+        Binding("ctrl+b", "back", "Back", show=False, id="wizard.back"),
+        Binding("b", "back", "Back", show=False, id="wizard.back"),
     ]
 
     @property
@@ -108,8 +108,7 @@ class WizardStep(HelpfulScreen):
     def compose(self) -> ComposeResult:
         yield Static(breadcrumb(self.STEP), id="breadcrumb")
         with VerticalScroll(id="form"):
-            yield Static(Text.assemble((self.HEADING, "bold"), ("   " + HELP_HINT.get(self.wizard.lang, HELP_HINT["en"]), "dim")),
-                         classes="step-heading")
+            yield Static(self.heading_text(), classes="step-heading")
             if self.INTRO:
                 yield Static(self.INTRO, classes="step-intro")
             yield from self.compose_form()
@@ -121,6 +120,16 @@ class WizardStep(HelpfulScreen):
 
     def compose_form(self) -> Iterable[Widget]:
         return []
+
+    def heading_text(self) -> Text:
+        """``Step n of N - heading`` and the help key, in the wizard's language."""
+        return Text.assemble((self.HEADING, "bold"), ("   " + HELP_HINT.get(self.wizard.lang, HELP_HINT["en"]), "dim"))
+
+    def lang_changed(self, lang: str) -> None:
+        """The app switched the language (palette's Language, F2): redraw what shows it."""
+        for heading in self.query(".step-heading"):
+            if isinstance(heading, Static):
+                heading.update(self.heading_text())
 
     # ------------------------------------------------------------------------------- fields
     @property

@@ -78,7 +78,7 @@ def runs_in_progress_text(runs: "list[Any]") -> Text:
 class DataScreen(WizardStep):
     """Preset, data set location and loading, run folder; runs in progress, with ctrl+o to follow one."""
 
-    BINDINGS = [Binding("ctrl+o", "attach_running", "Attach run", show=False)]
+    BINDINGS = [Binding("ctrl+o", "attach_running", "Attach run", show=False, id="data.attach")]
 
     running_runs: "list[Any]" = []
 

@@ -28,14 +28,14 @@ SHOWN = ("rank", "name", "same_sqnr", "acc_sqnr", "gained", "op", "why")
 
 class DebugScreen(Screen):
     BINDINGS = [  # the tab keys are on the tabs: the footer keeps room for Back and Quit at 80 columns
-        Binding("1", "tab('layers')", "Layers", show=False),
-        Binding("2", "tab('depth')", "Depth", show=False),
-        Binding("3", "tab('classes')", "Classes", show=False),
-        Binding("space", "mark", "Mark"),
-        Binding("s", "sort", "Sort"),
-        Binding("f", "fix", "Fix: float + rerun"),
-        Binding("r", "rerun_debug", "Debug again", show=False),
-        Binding("escape", "back", "Back"),
+        Binding("1", "tab('layers')", "Layers", show=False, id="debug.tab_layers"),
+        Binding("2", "tab('depth')", "Depth", show=False, id="debug.tab_depth"),
+        Binding("3", "tab('classes')", "Classes", show=False, id="debug.tab_classes"),
+        Binding("space", "mark", "Mark", id="debug.mark"),
+        Binding("s", "sort", "Sort", id="debug.sort"),
+        Binding("f", "fix", "Fix: float + rerun", id="debug.fix"),
+        Binding("r", "rerun_debug", "Debug again", show=False, id="debug.again"),
+        Binding("escape", "back", "Back", id="debug.back"),
     ]
 
     def __init__(self, settings: Any) -> None:
@@ -254,7 +254,7 @@ class FixModal(ModalScreen):
     """Which stages keeping ``layers`` in higher precision (``[qconfig] <key>``: float_layers or
     int16_layers) reruns, and why; dismisses True to rerun them."""
 
-    BINDINGS = [Binding("enter", "choose(True)", "Rerun"), Binding("escape", "choose(False)", "Cancel")]
+    BINDINGS = [Binding("enter", "choose(True)", "Rerun", id="fix.rerun"), Binding("escape", "choose(False)", "Cancel", id="fix.cancel")]
 
     def __init__(self, layers: List[str], plan: List[Any], key: str = "float_layers") -> None:
         super().__init__()

@@ -16,9 +16,9 @@ class ErrorModal(ModalScreen):
     """Title, message, hint; Enter/Escape closes it."""
 
     BINDINGS = [
-        Binding("escape", "close", "Close"),
-        Binding("enter", "close", "Close", show=False),
-        Binding("q", "close", "Close", show=False),
+        Binding("escape", "close", "Close", id="error.close"),
+        Binding("enter", "close", "Close", show=False, id="error.close"),
+        Binding("q", "close", "Close", show=False, id="error.close"),
     ]
 
     def __init__(self, title: str, message: str, hint: Optional[str] = None) -> None:

@@ -35,26 +35,42 @@ class HelpScreen(ModalScreen):
     """
 
     BINDINGS = [
-        Binding("escape", "close", "Close"),
-        Binding("q", "close", "Close", show=False),
+        Binding("escape", "close", "Close", id="help.close"),
+        Binding("q", "close", "Close", show=False, id="help.close"),
     ]
 
     def __init__(self, page: str, lang: str = "en") -> None:
         super().__init__()
         self.page = page
+        self._load(lang)
+
+    def _load(self, lang: str) -> None:
         self.lang = lang
-        self.markdown = read_help(page, lang)
+        self.markdown = read_help(self.page, lang)
         self.heading = first_heading(self.markdown)
+
+    def title_text(self) -> Text:
+        title = Text(" ? %s " % self.heading, style="bold reverse")
+        title.append("  %s" % CLOSE_HINT.get(self.lang, CLOSE_HINT["en"]), style="dim")
+        return title
 
     def compose(self) -> ComposeResult:
         with Vertical(id="help-box"):
-            title = Text(" ? %s " % self.heading, style="bold reverse")
-            title.append("  %s" % CLOSE_HINT.get(self.lang, CLOSE_HINT["en"]), style="dim")
-            yield Static(title, id="help-title")
+            yield Static(self.title_text(), id="help-title")
             yield HelpViewer(self.markdown, show_table_of_contents=False, open_links=False, id="help-viewer")
 
     def on_mount(self) -> None:
         self.query_one("#help-viewer").focus()
+
+    def lang_changed(self, lang: str) -> None:
+        """The app switched the language (palette's Language, F2): the page in that language."""
+        if lang == self.lang:
+            return
+        self._load(lang)
+        self.query_one("#help-title", Static).update(self.title_text())
+        viewer = self.query_one("#help-viewer", HelpViewer)
+        viewer.document.update(self.markdown)
+        viewer.scroll_home(animate=False)
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -17,9 +17,9 @@ class QuitModal(ModalScreen):
     """Dismisses with ``"leave"``, ``"stop"`` or ``None`` (stay)."""
 
     BINDINGS = [
-        Binding("l", "choose('leave')", "Leave it running"),
-        Binding("s", "choose('stop')", "Stop it"),
-        Binding("escape", "choose('stay')", "Stay"),
+        Binding("l", "choose('leave')", "Leave it running", id="quit.leave"),
+        Binding("s", "choose('stop')", "Stop it", id="quit.stop"),
+        Binding("escape", "choose('stay')", "Stay", id="quit.stay"),
     ]
 
     def __init__(self, run_dir: str) -> None:

@@ -130,13 +130,13 @@ class ResultsScreen(HelpfulScreen):
     HELP_PAGE = "results"
 
     BINDINGS = [  # the tab keys are on the tabs: the footer keeps room for Quit at 80 columns
-        Binding("1", "tab('summary')", "Summary", show=False),
-        Binding("2", "tab('artifacts')", "Artifacts", show=False),
-        Binding("3", "tab('check')", "Check", show=False),
-        Binding("4", "tab('compare')", "Before/after", show=False),
-        Binding("d", "debug", "Debug layers"),
-        Binding("t", "raw_check", "Raw check text"),
-        Binding("escape", "back", "Back to run"),
+        Binding("1", "tab('summary')", "Summary", show=False, id="results.tab_summary"),
+        Binding("2", "tab('artifacts')", "Artifacts", show=False, id="results.tab_artifacts"),
+        Binding("3", "tab('check')", "Check", show=False, id="results.tab_check"),
+        Binding("4", "tab('compare')", "Before/after", show=False, id="results.tab_compare"),
+        Binding("d", "debug", "Debug layers", id="results.debug"),
+        Binding("t", "raw_check", "Raw check text", id="results.raw_check"),
+        Binding("escape", "back", "Back to run", id="results.back"),
     ]
 
     def __init__(self, record: RunRecord, settings: Settings) -> None:

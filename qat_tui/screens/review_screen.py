@@ -63,10 +63,10 @@ class ReviewScreen(WizardStep):
     NEXT_LABEL = "Run >"
 
     BINDINGS = [
-        Binding("ctrl+r", "run", "Run"),
-        Binding("r", "run", "Run", show=False),
-        Binding("s", "save", "Save"),
-        Binding("x", "export", "Export script"),
+        Binding("ctrl+r", "run", "Run", id="review.run"),
+        Binding("r", "run", "Run", show=False, id="review.run"),
+        Binding("s", "save", "Save", id="review.save"),
+        Binding("x", "export", "Export script", id="review.export"),
     ]
 
     settings: Optional[Settings] = None
@@ -171,6 +171,7 @@ class ReviewScreen(WizardStep):
             self.show_error(QatError("cannot write %s: %s" % (target, e), hint="choose another run folder (Data step)",
                                      title="Export"))
             return
+        self.wizard.mark_saved(self.settings)  # the TOML beside the script holds them
         self.notify("Wrote %s (and %s). Run it: python %s --stage float" % (script, os.path.basename(toml), script), timeout=10)
 
     def action_save(self) -> None:
@@ -183,6 +184,7 @@ class ReviewScreen(WizardStep):
             self.show_error(QatError("cannot write %s: %s" % (path, getattr(e, "msg", e)),
                                      hint="choose another run folder (Data step)", title="Settings"))
             return
+        self.wizard.mark_saved(self.settings)
         self.notify("Wrote %s. Run it headless: qat-tui run --config %s" % (path, path), timeout=8)
 
     def on_screen_resume(self) -> None:

@@ -1,8 +1,8 @@
 """The run: the pipeline runs in its own process (``core.worker``, a new session that survives the
 terminal and the wizard); this screen follows the run's ``events.jsonl`` and shows each event as it
 arrives, so the UI keeps answering keys while an epoch runs and can be closed and re-attached
-(``qat-tui attach``) at any time. ``c`` asks the worker to stop (SIGTERM): the running stage stops at
-its next batch and is recorded as cancelled in ``state.json``.
+(``qat-tui attach``) at any time. ``c`` asks first, then asks the worker to stop (SIGTERM): the running
+stage stops at its next batch and is recorded as cancelled in ``state.json``.
 
 Attached (``attach=RUN_DIR``): the pipeline runs in another process (``qat-tui run --detach``, the
 review screen's ``d``); the screen follows ``<run_dir>/events.jsonl`` with
@@ -72,13 +72,13 @@ class RunScreen(HelpfulScreen):
     HELP_PAGE = "run"
 
     BINDINGS = [
-        Binding("c", "cancel", "Cancel"),
-        Binding("1", "tab('epochs')", "Epochs"),
-        Binding("2", "tab('chart')", "Chart"),
-        Binding("3", "tab('log')", "Log"),
-        Binding("r", "results", "Results"),
-        Binding("ctrl+n", "results", "Results", show=False),
-        Binding("escape", "back", "Back"),
+        Binding("c", "cancel", "Cancel", id="run.cancel"),
+        Binding("1", "tab('epochs')", "Epochs", id="run.tab_epochs"),
+        Binding("2", "tab('chart')", "Chart", id="run.tab_chart"),
+        Binding("3", "tab('log')", "Log", id="run.tab_log"),
+        Binding("r", "results", "Results", id="run.results"),
+        Binding("ctrl+n", "results", "Results", show=False, id="run.results"),
+        Binding("escape", "back", "Back", id="run.back"),
     ]
 
     ATTACH_GRACE_S = 15.0
@@ -434,10 +434,23 @@ class RunScreen(HelpfulScreen):
         self.log_line("cancel requested", "warning")
 
     def action_cancel(self) -> None:
-        if not self.running:
+        """``c`` (and the palette's Cancel run): asks first; yes stops the running stage at its next batch."""
+        if not self.running or self.cancel_requested:
             return
-        self.request_cancel()
-        self.notify("Cancelling: the running stage stops at its next batch.", timeout=4)
+        from .confirm_modal import ConfirmModal
+
+        def answered(yes: Optional[bool]) -> None:
+            if yes and self.running:
+                self.request_cancel()
+                if self.cancel_requested:
+                    self.notify("Cancelling: the running stage stops at its next batch.", timeout=4)
+
+        self.app.push_screen(ConfirmModal(
+            "Cancel the run?",
+            "The stage in progress stops at the next batch and is recorded as cancelled "
+            "(qat-tui resume %s continues it later)." % self.attach_dir,
+            yes="Yes, cancel it", no="No, keep it running",
+        ), answered)
 
     def action_tab(self, tab: str) -> None:
         self.query_one("#run-tabs", TabbedContent).active = tab

@@ -10,7 +10,7 @@ from textual.widgets import Static, TextArea
 
 
 class TextModal(ModalScreen):
-    BINDINGS = [Binding("escape", "close", "Close"), Binding("q", "close", "Close", show=False)]
+    BINDINGS = [Binding("escape", "close", "Close", id="text.close"), Binding("q", "close", "Close", show=False, id="text.close")]
 
     def __init__(self, title: str, text: str) -> None:
         super().__init__()
