@@ -170,16 +170,53 @@ def lower_priority(nice: int) -> Optional[int]:
     Linux keeps a niceness per thread and a new thread inherits its creator's: call it from the main
     thread before torch starts its OpenMP threads (and before DataLoader workers are forked), so they
     all run at it.
+
+    Linux with ``sched_autogroup`` (the default of many distributions) first shares the CPU between
+    *sessions*, and a niceness counts only against processes of the same session: the worker, which
+    leads a session of its own (``setsid``), would still get as much CPU as the wizard's whole terminal
+    session. So a process that leads its session also lowers its session's autogroup
+    (``/proc/self/autogroup``) to ``nice``; one inside another session (a foreground ``qat-tui run``
+    in a shell) leaves the session's, which is the shell's and the terminal's too, as it is.
     """
     if not hasattr(os, "nice"):
         return None
     try:
         current = os.nice(0)
         if nice > current:
-            return os.nice(nice - current)
-        return current
+            current = os.nice(nice - current)
     except OSError:
         return None
+    try:
+        leader = os.getsid(0) == os.getpid()
+    except (AttributeError, OSError):
+        leader = False
+    if leader:
+        _lower_autogroup(nice)
+    return current
+
+
+def autogroup_nice() -> Optional[int]:
+    """The niceness of this process's autogroup (``/proc/self/autogroup``), None where there is none."""
+    try:
+        with open("/proc/self/autogroup", "r") as f:
+            return int(f.read().split("nice")[1].split()[0])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _lower_autogroup(nice: int) -> None:
+    current = autogroup_nice()
+    if current is None or current >= nice:
+        return
+    for _ in range(10):  # the kernel takes one autogroup change per 100 ms from unprivileged processes
+        try:
+            with open("/proc/self/autogroup", "w") as f:
+                f.write("%d\n" % nice)
+            return
+        except BlockingIOError:
+            time.sleep(0.11)
+        except OSError:
+            return
 
 
 class ThreadGovernor:
@@ -223,4 +260,4 @@ class ThreadGovernor:
 
 
 __all__ = ["ThreadPlan", "ThreadGovernor", "plan", "choose_at_start", "apply_wait_policy", "cores", "BusyCores",
-           "lower_priority"]
+           "lower_priority", "autogroup_nice"]

@@ -193,13 +193,16 @@ def main(argv: Optional[List[str]] = None) -> int:
         settings = S.validate(data)
     # Below the wizard's priority ([run] nice), then threads and OpenMP's wait policy from the runs and
     # load on this machine: both before torch is imported, so its threads inherit the niceness.
-    from .threads import apply_wait_policy, choose_at_start, lower_priority
+    from .threads import apply_wait_policy, autogroup_nice, choose_at_start, lower_priority
 
     nice = lower_priority(settings.run.nice)
     plan = choose_at_start(run_dir, settings.run.threads)
     plan.nice = nice
     apply_wait_policy(plan)
-    _say("worker pid %d at nice %s running %s (%s)" % (os.getpid(), "?" if nice is None else nice, run_dir, plan.reason))
+    group = autogroup_nice()
+    _say("worker pid %d at nice %s%s running %s (%s)" % (
+        os.getpid(), "?" if nice is None else nice, "" if group is None else " (autogroup nice %d)" % group, run_dir,
+        plan.reason))
     # Pipeline.run takes the run directory's lock and registers the run.
     ok = Pipeline(settings, cancel=cancel, thread_plan=plan).run(stages=a.stage, force=a.force)
     return 0 if ok else 1
