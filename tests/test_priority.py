@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import time
 from typing import Any, Dict, List, Optional
@@ -46,6 +47,15 @@ def _threads_nice(pid: int) -> Dict[int, int]:
         if n is not None:
             out[tid] = n
     return out
+
+
+def _autogroup_nice(pid: int) -> Optional[int]:
+    """The niceness of the process's autogroup (/proc/PID/autogroup), None without one."""
+    try:
+        with open("/proc/%d/autogroup" % pid) as f:
+            return int(f.read().split("nice")[1].split()[0])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def _kill(pid: int) -> None:
@@ -118,6 +128,7 @@ async def test_the_worker_the_wizard_starts_runs_at_the_configured_niceness(cifa
                 seen.update(_threads_nice(pid))
                 await pilot.pause(0.1)
             seen.update(_threads_nice(pid))
+            group = _autogroup_nice(pid)
             if TORCH_BACKEND:
                 assert run.last_progress is not None, "no training progress: %s" % _worker_log(run_dir)
             assert os.nice(0) == mine  # the wizard's process kept its priority
@@ -125,7 +136,10 @@ async def test_the_worker_the_wizard_starts_runs_at_the_configured_niceness(cifa
         if pid is not None:
             _kill(pid)
     assert seen and set(seen.values()) == {want}, seen
-    assert "at nice %d running %s" % (want, run_dir) in _worker_log(run_dir)
+    # it leads a session of its own: where Linux groups the CPU by session (autogroup), that group too
+    assert group in (None, want), group
+    assert re.search(r"worker pid %d at nice %d( \(autogroup nice %d\))? running %s"
+                     % (pid, want, want, re.escape(run_dir)), _worker_log(run_dir)), _worker_log(run_dir)
     if TORCH_BACKEND:
         assert len(seen) > 1, seen  # torch's threads were there, and inherited it
         with open(os.path.join(run_dir, "events.jsonl"), encoding="utf-8") as f:
@@ -151,7 +165,9 @@ def test_nice_0_keeps_the_worker_at_the_launchers_priority(tmp_path: Any) -> Non
         assert _nice_of(pid) in (os.nice(0), None)  # None: already finished (no data)
     finally:
         _kill(pid)
-    assert "worker pid %d at nice %d running" % (pid, os.nice(0)) in _worker_log(run_dir)
+    mine = os.nice(0)
+    assert re.search(r"worker pid %d at nice %d( \(autogroup nice 0\))? running" % (pid, mine),
+                     _worker_log(run_dir)), _worker_log(run_dir)
 
 
 def test_a_foreground_run_keeps_its_priority_unless_given_nice(tmp_path: Any, monkeypatch: Any) -> None:
@@ -200,9 +216,15 @@ def test_lower_priority_never_raises_it(monkeypatch: Any) -> None:
         state["nice"] += inc
         return state["nice"]
 
+    groups: List[int] = []
     monkeypatch.setattr(os, "nice", fake_nice, raising=False)
+    monkeypatch.setattr(threads, "_lower_autogroup", groups.append)
+    monkeypatch.setattr(os, "getsid", lambda pid: os.getpid() + 1, raising=False)
     assert threads.lower_priority(3) == 5 and calls == [0]  # already lower: kept
     assert threads.lower_priority(10) == 10 and calls[-1] == 5
+    assert groups == []  # inside another session (a shell's): its autogroup is left alone
+    monkeypatch.setattr(os, "getsid", lambda pid: os.getpid(), raising=False)
+    assert threads.lower_priority(12) == 12 and groups == [12]  # leading its own session, as the worker does
     monkeypatch.delattr(os, "nice")
     assert threads.lower_priority(10) is None  # no nice() here (Windows): nothing done
 
