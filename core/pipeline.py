@@ -456,10 +456,14 @@ class Pipeline:
         threads = s.run.threads or (self.thread_plan.threads if self.thread_plan is not None else None)
         if threads:
             torch.set_num_threads(threads)
+        nice = self.thread_plan.nice if self.thread_plan is not None else None
+        nice_note = (", at nice %d ([run] nice)" % nice) if nice else ""
         if self.thread_plan is not None and not s.run.threads:
             policy = os.environ.get("OMP_WAIT_POLICY")
-            self.emit(LogLine(text="CPU: %d threads (%s)%s" % (
-                threads, self.thread_plan.reason, ", OMP_WAIT_POLICY=%s" % policy if policy else "")))
+            self.emit(LogLine(text="CPU: %d threads (%s)%s%s" % (
+                threads, self.thread_plan.reason, ", OMP_WAIT_POLICY=%s" % policy if policy else "", nice_note)))
+        elif nice_note:
+            self.emit(LogLine(text="CPU: %d threads ([run] threads)%s" % (threads, nice_note)))
         governor = ThreadGovernor(self.run_dir, fixed=s.run.threads, log=lambda m: self.emit(LogLine(text=m)))
         backend.validate_settings(s)
 

@@ -70,6 +70,12 @@ class RunSettings(_Section):
         None, ge=1, description="CPU threads for torch (unset: chosen from the cores and the other runs in progress, "
         "re-planned while training)."
     )
+    nice: int = Field(
+        10, ge=0, le=19,
+        description="CPU priority of the training process the wizard (or run --detach) starts, as a Unix niceness: "
+        "0 = the wizard's own, up to 19 = lowest; above 0 the wizard keeps answering keys while a stage trains on "
+        "every core. A foreground qat-tui run keeps its priority unless given --nice.",
+    )
 
     @field_validator("backend")
     @classmethod

@@ -16,6 +16,13 @@ OpenMP, so it is chosen once). :class:`ThreadGovernor` re-plans every ``RECHECK_
 batches and calls ``torch.set_num_threads`` when the answer changes (a run that started alone gives
 up cores when a second one starts, and takes them back when it ends). ``[run] threads`` fixes the
 count instead.
+
+Priority (:func:`lower_priority`): the worker the wizard starts (and ``qat-tui run --detach``) runs at
+niceness ``[run] nice`` (default 10), so that the wizard, at the user's own priority, gets a core as
+soon as it has a key to answer while a stage saturates every core (issue 11: a step change took
+115-440 ms against a trainer at the same priority; ``benchmarks/responsiveness.py``). It changes no
+count here: ``/proc/stat``'s busy time includes the ``nice`` column, and a niced worker's own time is
+subtracted as its own, so a niced run and the runs around it plan their threads as before.
 """
 from __future__ import annotations
 
@@ -38,6 +45,7 @@ class ThreadPlan:
     threads: int
     wait_policy: Optional[str]  # "PASSIVE", or None to leave OpenMP's default
     reason: str
+    nice: Optional[int] = None  # the niceness the process lowered itself to (lower_priority); None: left as it was
 
 
 def cores() -> int:
@@ -154,6 +162,63 @@ def apply_wait_policy(choice: ThreadPlan) -> None:
         os.environ["OMP_WAIT_POLICY"] = choice.wait_policy
 
 
+def lower_priority(nice: int) -> Optional[int]:
+    """Lower this process's CPU scheduling priority to niceness ``nice`` (never raises it: an
+    unprivileged process cannot take it back). Returns the niceness now in force, or None where the
+    OS has no ``nice`` (Windows) or refuses.
+
+    Linux keeps a niceness per thread and a new thread inherits its creator's: call it from the main
+    thread before torch starts its OpenMP threads (and before DataLoader workers are forked), so they
+    all run at it.
+
+    Linux with ``sched_autogroup`` (the default of many distributions) first shares the CPU between
+    *sessions*, and a niceness counts only against processes of the same session: the worker, which
+    leads a session of its own (``setsid``), would still get as much CPU as the wizard's whole terminal
+    session. So a process that leads its session also lowers its session's autogroup
+    (``/proc/self/autogroup``) to ``nice``; one inside another session (a foreground ``qat-tui run``
+    in a shell) leaves the session's, which is the shell's and the terminal's too, as it is.
+    """
+    if not hasattr(os, "nice"):
+        return None
+    try:
+        current = os.nice(0)
+        if nice > current:
+            current = os.nice(nice - current)
+    except OSError:
+        return None
+    try:
+        leader = os.getsid(0) == os.getpid()
+    except (AttributeError, OSError):
+        leader = False
+    if leader:
+        _lower_autogroup(nice)
+    return current
+
+
+def autogroup_nice() -> Optional[int]:
+    """The niceness of this process's autogroup (``/proc/self/autogroup``), None where there is none."""
+    try:
+        with open("/proc/self/autogroup", "r") as f:
+            return int(f.read().split("nice")[1].split()[0])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _lower_autogroup(nice: int) -> None:
+    current = autogroup_nice()
+    if current is None or current >= nice:
+        return
+    for _ in range(10):  # the kernel takes one autogroup change per 100 ms from unprivileged processes
+        try:
+            with open("/proc/self/autogroup", "w") as f:
+                f.write("%d\n" % nice)
+            return
+        except BlockingIOError:
+            time.sleep(0.11)
+        except OSError:
+            return
+
+
 class ThreadGovernor:
     """Keeps ``torch.set_num_threads`` at :func:`plan`'s answer while a run trains: call
     :meth:`maybe_adjust` between batches (cheap; it re-plans every ``RECHECK_S`` seconds).
@@ -194,4 +259,5 @@ class ThreadGovernor:
         return self.busy.sample()
 
 
-__all__ = ["ThreadPlan", "ThreadGovernor", "plan", "choose_at_start", "apply_wait_policy", "cores", "BusyCores"]
+__all__ = ["ThreadPlan", "ThreadGovernor", "plan", "choose_at_start", "apply_wait_policy", "cores", "BusyCores",
+           "lower_priority", "autogroup_nice"]

@@ -8,7 +8,9 @@ hang-up of the terminal or of SSH does not reach it, and closing the wizard does
 * reads ``<run_dir>/settings.toml`` and runs the pipeline, which appends every event to
   ``<run_dir>/events.jsonl``; its own stdout/stderr (toolchain prints, tracebacks) go to
   ``<run_dir>/worker.log``;
-* stops cleanly at the next batch on SIGTERM or SIGINT (recorded as cancelled) and ignores SIGHUP.
+* stops cleanly at the next batch on SIGTERM or SIGINT (recorded as cancelled) and ignores SIGHUP;
+* lowers its own CPU priority to ``[run] nice`` (default 10; :func:`core.threads.lower_priority`)
+  before torch starts its threads, so the wizard that follows it stays responsive while it trains.
 
 Consumers (the wizard's run screen, ``qat-tui attach``) follow ``events.jsonl`` with
 :class:`EventFollower`. Exit codes: 0 done, 1 a stage failed or was cancelled, 2 bad settings,
@@ -189,12 +191,18 @@ def main(argv: Optional[List[str]] = None) -> int:
         data = settings.model_dump()
         data["run"]["run_dir"] = run_dir
         settings = S.validate(data)
-    # Threads and OpenMP's wait policy from the runs and load on this machine, before torch is imported.
-    from .threads import apply_wait_policy, choose_at_start
+    # Below the wizard's priority ([run] nice), then threads and OpenMP's wait policy from the runs and
+    # load on this machine: both before torch is imported, so its threads inherit the niceness.
+    from .threads import apply_wait_policy, autogroup_nice, choose_at_start, lower_priority
 
+    nice = lower_priority(settings.run.nice)
     plan = choose_at_start(run_dir, settings.run.threads)
+    plan.nice = nice
     apply_wait_policy(plan)
-    _say("worker pid %d running %s (%s)" % (os.getpid(), run_dir, plan.reason))
+    group = autogroup_nice()
+    _say("worker pid %d at nice %s%s running %s (%s)" % (
+        os.getpid(), "?" if nice is None else nice, "" if group is None else " (autogroup nice %d)" % group, run_dir,
+        plan.reason))
     # Pipeline.run takes the run directory's lock and registers the run.
     ok = Pipeline(settings, cancel=cancel, thread_plan=plan).run(stages=a.stage, force=a.force)
     return 0 if ok else 1

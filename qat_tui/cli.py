@@ -66,6 +66,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--run-dir", metavar="DIR", help="override [run] run_dir")
     r.add_argument("--detach", action="store_true",
                    help="run in a background process (new session: survives a closed terminal); follow it with attach")
+    r.add_argument("--nice", type=int, metavar="N",
+                   help="CPU niceness 0-19 (sets [run] nice): --detach's process always runs at [run] nice; "
+                   "a run in this terminal keeps its priority unless given --nice")
 
     st = sub.add_parser("status", help="list runs and their stages", description="Runs known to qat-tui (or RUN_DIR) and their stages.")
     st.add_argument("run_dir", nargs="?", metavar="RUN_DIR")
@@ -183,6 +186,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
             updates["device"] = args.device
         if args.run_dir:
             updates["run_dir"] = args.run_dir
+        if args.nice is not None:
+            updates["nice"] = args.nice
         if updates:
             data = settings.model_dump()
             data["run"].update(updates)
@@ -194,7 +199,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return _detach(settings, stages=args.stage, force=args.force)
     from .headless import run_headless
 
-    return run_headless(settings, stages=args.stage, force=args.force)
+    return run_headless(settings, stages=args.stage, force=args.force, nice=args.nice)
 
 
 def _detach(settings, stages=None, force=False) -> int:

@@ -182,18 +182,24 @@ class HeadlessConsumer:
                 c.print("[bold red]failed[/] in %s" % fin.failed_stage, highlight=False)
 
 
-def run_headless(settings: Any, stages: Optional[List[str]] = None, force: bool = False, console: Optional[Console] = None) -> int:
+def run_headless(settings: Any, stages: Optional[List[str]] = None, force: bool = False, console: Optional[Console] = None,
+                 nice: Optional[int] = None) -> int:
     """Run the pipeline with rich output in this process; Ctrl+C cancels at the next batch.
+
+    ``nice``: lower this process's CPU priority to it first (``qat-tui run --nice N``); None keeps it,
+    whatever ``[run] nice`` says: there is no wizard here to keep responsive.
 
     Returns 0 on success, 2 when a stage failed on a settings error (a [model] builder that does not
     import, an unknown arch: the fix is in the settings), 1 when a stage failed otherwise or was cancelled.
     """
     from core.pipeline import Pipeline
-    from core.threads import apply_wait_policy, choose_at_start
+    from core.threads import apply_wait_policy, choose_at_start, lower_priority
 
+    lowered = lower_priority(nice) if nice is not None else None
     # before torch is imported here: OpenMP reads its wait policy when it loads
     plan = None if "torch" in sys.modules else choose_at_start(settings.run_path(), settings.run.threads)
     if plan is not None:
+        plan.nice = lowered
         apply_wait_policy(plan)
     cancel = threading.Event()
     consumer = HeadlessConsumer(console)

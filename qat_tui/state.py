@@ -64,7 +64,7 @@ def screen_class(index: int) -> type:
 
 
 _PRESET_NEUTRAL = {
-    "run": ("run_dir", "device", "backend", "seed", "threads"),
+    "run": ("run_dir", "device", "backend", "seed", "threads", "nice"),
     "data": ("root", "layout", "download", "num_workers"),
     "ui": ("keymap",),
 }

@@ -43,6 +43,7 @@ class BackendScreen(WizardStep):
                     yield self.field(name, key, options=self._options(name, key))
         yield self.field("run", "seed")
         yield self.field("run", "threads")
+        yield self.field("run", "nice")
 
     def _options(self, section: str, key: str) -> Optional[list]:
         choices = self.wizard.offered(section, key)
