@@ -353,7 +353,7 @@ async def test_footers_show_quit_at_80_columns(tmp_path: Any, monkeypatch: Any) 
         assert screen_name(app) == "ResultsScreen"
         await pilot.press("d")
         assert screen_name(app) == "DebugScreen"
-        await wait_for_footer(pilot, app, "Mark", "Sort", "Fix: float + rerun", "Back", "Quit")
+        await wait_for_footer(pilot, app, "Mark", "Sort", "Fix + rerun", "Back", "Quit")
         await pilot.press("3")
         assert app.screen.query_one("#debug-tabs").active == "classes"
 

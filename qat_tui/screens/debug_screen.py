@@ -33,7 +33,7 @@ class DebugScreen(Screen):
         Binding("3", "tab('classes')", "Classes", show=False, id="debug.tab_classes"),
         Binding("space", "mark", "Mark", id="debug.mark"),
         Binding("s", "sort", "Sort", id="debug.sort"),
-        Binding("f", "fix", "Fix: float + rerun", id="debug.fix"),
+        Binding("f", "fix", "Fix + rerun", id="debug.fix"),
         Binding("r", "rerun_debug", "Debug again", show=False, id="debug.again"),
         Binding("escape", "back", "Back", id="debug.back"),
     ]

@@ -122,26 +122,14 @@ class QuantAnalysis(object):
         _log("compare_per_layer", prefixes=list(prefixes), types=[str(t) for t in types])
         if self._records is None:
             raise RuntimeError("call run() before compare_per_layer()")
-        from horizon_plugin_pytorch.utils.quant_profiler import _scale
+        from horizon_plugin_pytorch.utils.quant_profiler import _pairs, _scale
 
-        base_calls, analy_calls = self._records
-        base: Dict[str, Dict[str, Any]] = {}
-        for rec in base_calls:
-            base.setdefault(rec["name"], rec)
-        rows, advice, seen = [], [], set()
-        for rec in analy_calls:
-            name, ref = rec["name"], base.get(rec["name"])
-            if name in seen or ref is None or not isinstance(ref["out"], torch.Tensor):
-                continue
+        rows, advice = [], []
+        for rec, ref, out1, out2 in _pairs(*self._records):
+            name, fq = rec["name"], rec.get("fq")
             if prefixes and not any(name.startswith(p) for p in prefixes):
                 continue
             if types and not isinstance(rec["module"], tuple(types)):
-                continue
-            seen.add(name)
-            fq = rec.get("fq")
-            out2 = rec["fq_out"] if fq is not None else rec["out"]
-            out1 = ref["out"]
-            if not isinstance(out2, torch.Tensor) or out2.shape != out1.shape:
                 continue
             a, b = out1.detach().double().reshape(-1), out2.detach().double().reshape(-1)
             scale = _scale(fq) if fq is not None else None

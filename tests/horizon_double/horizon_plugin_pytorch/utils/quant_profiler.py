@@ -36,7 +36,7 @@ import html
 import math
 import os
 from numbers import Real
-from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -127,6 +127,24 @@ def _record(model: Any, inputs: Tuple[Any, ...]) -> List[Dict[str, Any]]:
     return calls
 
 
+def _pairs(calls1: List[Dict[str, Any]], calls2: List[Dict[str, Any]]) -> Iterator[Tuple[Dict[str, Any], Dict[str, Any], Any, Any]]:
+    """``(rec2, rec1, out1, out2)`` for each op of model 2 (its first call; a shared module's later calls
+    are the plugin's "(i)" rows) whose module of the same name model 1 calls, both outputs tensors of
+    one shape; ``out2`` is the output of the fake quantizer after the op where there is one."""
+    first1: Dict[str, Dict[str, Any]] = {}
+    for rec in calls1:
+        first1.setdefault(rec["name"], rec)
+    seen: set = set()
+    for rec in calls2:
+        ref = first1.get(rec["name"])
+        if rec["name"] in seen or ref is None or not isinstance(ref["out"], torch.Tensor):
+            continue
+        seen.add(rec["name"])
+        out2 = rec["fq_out"] if rec.get("fq") is not None else rec["out"]
+        if isinstance(out2, torch.Tensor) and out2.shape == ref["out"].shape:
+            yield rec, ref, ref["out"], out2
+
+
 def _scale(fq: Any) -> Optional[float]:
     scale = getattr(fq, "scale", None)
     if scale is None or scale.numel() != 1:
@@ -159,22 +177,9 @@ def featuremap_similarity(
     _double.record("featuremap_similarity", similarity_func=name, out_dir=out_dir,
                    model1_training=model1.training, model2_training=model2.training)
 
-    first1: Dict[str, Dict[str, Any]] = {}
-    for rec in _record(model1, inputs):
-        first1.setdefault(rec["name"], rec)
     rows: List[List] = []
-    seen: set = set()
-    for rec in _record(model2, inputs):
-        op, mod = rec["name"], rec["module"]
-        ref = first1.get(op)
-        if op in seen or ref is None or not isinstance(ref["out"], torch.Tensor):
-            continue  # a shared module's second call ("(i)" rows in the plugin) or no counterpart
-        seen.add(op)
-        fq = rec.get("fq")
-        out2 = rec["fq_out"] if fq is not None else rec["out"]
-        out1 = ref["out"]
-        if not isinstance(out2, torch.Tensor) or out2.shape != out1.shape:
-            continue
+    for rec, ref, out1, out2 in _pairs(_record(model1, inputs), _record(model2, inputs)):
+        op, mod, fq = rec["name"], rec["module"], rec.get("fq")
         scale = _scale(fq) if fq is not None else None
         sim = func(out1, out2)
         sim = float(sim.reshape(-1)[0]) if isinstance(sim, torch.Tensor) else float(sim)
