@@ -15,7 +15,7 @@ PYTHON38 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.8*/bin/python3.8) $
 VENV38 ?= .venv38
 PIP38 := $(VENV38)/bin/pip --disable-pip-version-check
 
-.PHONY: setup setup38 data run test test-py311 test-py38 test-fast bench clean
+.PHONY: setup setup38 data run test test-py311 test-py38 test-fast bench clean po mo
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -71,3 +71,16 @@ bench: setup data
 
 clean:
 	rm -rf $(VENV) $(VENV38) runs .pytest_cache
+
+# Translations (core/i18n.py): `make po` extracts every _()/N_()/ngettext() string of core/ and qat_tui/ and
+# adds the new ones to the zh catalog (untranslated); translate them in core/locale/zh/LC_MESSAGES/qat_tui.po,
+# then `make mo` compiles the .mo that qat-tui reads (committed: Horizon's dockers have no Babel).
+# tests/test_i18n.py fails while a string has no zh translation or the .mo is older than the .po.
+POT := build/qat_tui.pot
+po: setup
+	@mkdir -p build
+	$(VENV)/bin/pybabel -q extract -F babel.cfg --no-location --sort-output --no-wrap --project qat-tui --version 0.1.0 -o $(POT) core qat_tui
+	$(VENV)/bin/pybabel -q update -i $(POT) -d core/locale -D qat_tui -l zh --no-fuzzy-matching --ignore-obsolete --no-wrap
+
+mo: setup
+	$(VENV)/bin/pybabel compile -d core/locale -D qat_tui -l zh --statistics

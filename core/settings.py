@@ -326,6 +326,11 @@ class UiSettings(_Section):
     """The wizard's own preferences: no stage reads them (core.stage_table names no ``[ui]`` key), so
     changing them reruns nothing."""
 
+    lang: Literal["auto", "en", "zh"] = Field(
+        "auto", json_schema_extra=ADDED,
+        description="Language of the wizard and the command line: auto (from the locale: LANGUAGE, LC_ALL, LANG; "
+        "zh* gives Chinese), en or zh. --lang overrides it; F2 switches while the wizard runs.",
+    )
     keymap: Dict[str, str] = Field(
         default_factory=dict, json_schema_extra=ADDED,
         description="The wizard's keys: {binding id = \"keys\"}, keys comma-separated, e.g. "

@@ -27,6 +27,7 @@ import sys
 import threading
 from typing import Any, List, Optional, Tuple
 
+from .i18n import ENV_VAR, get_language, resolve_lang, set_language
 from .events import Event, RunFinished, RunStarted, StageFailed, from_dict
 from .pipeline import EVENTS_FILENAME
 from .settings import SETTINGS_FILENAME
@@ -53,6 +54,7 @@ def start_detached(run_dir: str, stages: Optional[List[str]] = None, force: bool
     log = open(os.path.join(run_dir, WORKER_LOG), "ab")
     env = dict(os.environ)
     env.setdefault("PYTHONUNBUFFERED", "1")
+    env[ENV_VAR] = get_language()  # the worker's messages in the wizard's language
     # make `core` importable in the child however this process found it
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env["PYTHONPATH"] = here + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
@@ -158,6 +160,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--force", action="store_true")
     a = p.parse_args(argv)
     run_dir = os.path.abspath(a.run_dir)
+    set_language(resolve_lang())  # QAT_TUI_LANG from the process that started it, else the locale
 
     from . import settings as S
     from .errors import QatError

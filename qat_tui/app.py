@@ -25,6 +25,8 @@ from core.errors import QatError
 from core.settings import Settings
 
 from . import messages as M
+from core.i18n import _
+
 from .i18n import resolve_lang
 from .state import STEPS, Detection, WizardState, preferred_available, screen_class
 
@@ -69,7 +71,7 @@ class QatApp(App):
         super().__init__()
         self._attach = attach
         self._resume = resume
-        self.wizard = WizardState(settings, lang=resolve_lang(lang))
+        self.wizard = WizardState(settings, lang=resolve_lang(lang, settings.ui.lang if settings is not None else None))
         self._detect_enabled = detect
         self._detect_started = False
         self.run_screen: Any = None  # the RunScreen of the current/last run
@@ -273,8 +275,7 @@ class QatApp(App):
             changed = getattr(screen, "lang_changed", None)
             if changed is not None:
                 changed(new)
-        self.notify({"en": "Language: English (F2 or the palette's Language switches)",
-                     "zh": "语言：中文（F2 或命令面板的 Language 切换）"}.get(new, new), timeout=3)
+        self.notify(_("Language: English (F2 or the palette's Language switches)"), timeout=3)
 
     def _next_lang(self) -> str:
         from .i18n import LANGS

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
 from core.errors import QatError
+from core.i18n import set_language
 from core.settings import PRESETS, Settings, preset, validate
 
 
@@ -173,13 +174,22 @@ class WizardState:
     """
 
     def __init__(self, settings: Optional[Settings] = None, lang: str = "en") -> None:
-        self.lang = lang
+        self.lang = lang  # also the language of every _() in this process (core.i18n.set_language)
         self.have_settings = settings is not None
         start = settings if settings is not None else Settings()
         self.values: Dict[str, Dict[str, Any]] = start.model_dump()
         self.preset_name = detect_preset(settings)
         self.detection: Optional[Detection] = None
         self._saved: Dict[str, Dict[str, Any]] = self._snapshot()
+
+    @property
+    def lang(self) -> str:
+        """The language shown, ``"en"`` or ``"zh"``; setting it sets :func:`core.i18n.set_language`."""
+        return self._lang
+
+    @lang.setter
+    def lang(self, value: str) -> None:
+        self._lang = set_language(value)
 
     # ------------------------------------------------------------------ saved or not (the dirty flag)
     def _snapshot(self) -> Dict[str, Dict[str, Any]]:

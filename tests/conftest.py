@@ -275,3 +275,14 @@ def own_model_settings(data_root: str, run_dir: str, model: Dict[str, Any], **se
     for name, values in sections.items():
         base.setdefault(name, {}).update(values)
     return base
+
+
+@pytest.fixture(autouse=True)
+def _english_after_each_test():
+    """Every test starts and ends in English (core.i18n's language is process-wide: a test that shows
+    zh must not leave it to the next one)."""
+    from core.i18n import set_language
+
+    set_language("en")
+    yield
+    set_language("en")

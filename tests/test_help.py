@@ -52,7 +52,7 @@ def all_pages() -> List[str]:
     ("", {"LANG": "zh_CN.UTF-8"}, "zh"),  # an empty --lang: the locale
 ])
 def test_resolve_lang(cli: Any, env: Any, want: str) -> None:
-    assert resolve_lang(cli, env) == want
+    assert resolve_lang(cli, environ=env) == want
 
 
 def test_resolve_lang_reads_os_environ(monkeypatch: Any) -> None:
