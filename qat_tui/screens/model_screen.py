@@ -98,6 +98,9 @@ class ModelScreen(WizardStep):
         if not self.is_attached:
             return
         f = self.get_field("model", "arch")
+        if not f.control.is_mounted:  # the list was cached: here before the select has composed its own widgets
+            self.set_timer(0.05, lambda: self._show_archs(archs))
+            return
         current = f.raw()
         f.set_options([(name, name) for name in sorted(archs)], current if current in archs else "mobilenet_v2")
         f.set_help("%d torchvision classifiers; type to jump. %s" % (len(archs), archs.get(current, "")))

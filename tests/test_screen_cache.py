@@ -1,0 +1,122 @@
+"""The next step's screen built ahead (qat_tui.screen_cache): shown at the step forward only where it
+shows what a new one would; values edited persist, validation still blocks, F2 rebuilds it."""
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+from qat_tui.app import QatApp
+from qat_tui.screen_cache import state_key
+
+from .test_app import SIZE, quick_settings, screen_name, text_of, type_into
+
+
+async def wait_for(pilot: Any, cond: Callable[[], bool], what: str, timeout: float = 30) -> None:
+    deadline = time.time() + timeout
+    while not cond():
+        assert time.time() < deadline, "timed out waiting for " + what
+        await pilot.pause(0.05)
+
+
+async def ready(pilot: Any, app: Any, name: str) -> Any:
+    """The screen built ahead, once it is ``name``'s and mounted."""
+    await wait_for(pilot, lambda: type(app.next_step.ready).__name__ == name and app.next_step.ready.is_mounted,
+                   "%s built ahead" % name)
+    await pilot.pause()
+    return app.next_step.ready
+
+
+async def test_next_step_is_built_ahead_and_shown(cifar_python_root: str, tmp_path: Any) -> None:
+    app = QatApp(settings=quick_settings(cifar_python_root, str(tmp_path / "r")), detect=False)
+    async with app.run_test(size=SIZE) as pilot:
+        names = ["ModelScreen", "BackendScreen", "StagesScreen", "QconfigScreen", "CompileScreen", "ReviewScreen"]
+        for i, name in enumerate(names):
+            built = await ready(pilot, app, name)
+            assert built not in app.screen_stack  # hidden until the step forward
+            key = state_key(app.wizard)
+            await pilot.press("ctrl+n")
+            assert app.screen is built, "step %d: a new %s, not the one built ahead" % (i + 1, screen_name(app))
+            assert state_key(app.wizard) == key  # building it ahead changed no value
+        assert app.next_step.used == len(names)
+        assert app.next_step.ready is None  # nothing after the review
+        # the review built ahead shows the values
+        assert "[float]" in app.screen.query_one("#toml").text
+        # Back and forward again: the popped screen is removed as before, the one shown is built ahead again
+        await pilot.press("escape")
+        assert screen_name(app) == "CompileScreen"
+        again = await ready(pilot, app, "ReviewScreen")
+        assert not built.is_attached
+        await pilot.press("ctrl+n")
+        assert app.screen is again
+
+
+async def test_a_value_changed_after_building_gives_a_new_screen_with_it(cifar_python_root: str, tmp_path: Any) -> None:
+    app = QatApp(settings=quick_settings(cifar_python_root, str(tmp_path / "r")), detect=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+n", "ctrl+n")
+        assert screen_name(app) == "BackendScreen"
+        built = await ready(pilot, app, "StagesScreen")
+        assert built.get_field("float", "epochs").raw() == str(app.values["float"]["epochs"])
+        app.values["float"]["epochs"] = 7  # e.g. a preset applied on this step
+        await pilot.press("ctrl+n")
+        assert screen_name(app) == "StagesScreen" and app.screen is not built
+        assert app.screen.get_field("float", "epochs").raw() == "7"
+        await pilot.pause()
+        assert not built.is_attached  # the stale one is dropped
+
+
+async def test_edits_persist_and_validation_still_blocks(cifar_python_root: str, tmp_path: Any) -> None:
+    app = QatApp(settings=quick_settings(cifar_python_root, str(tmp_path / "r")), detect=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+n", "ctrl+n", "ctrl+n")
+        assert screen_name(app) == "StagesScreen"
+        built = await ready(pilot, app, "QconfigScreen")
+        await type_into(pilot, app, "qat", "epochs", "two")
+        await pilot.press("ctrl+n")
+        assert screen_name(app) == "StagesScreen"  # refused although the next screen is ready
+        assert "qat.epochs" in text_of(app.screen.query_one("#nav-status"))
+        assert built.is_attached and built not in app.screen_stack
+        await pilot.press("ctrl+u", *list("4"))
+        await pilot.press("ctrl+n")
+        assert screen_name(app) == "QconfigScreen"
+        assert app.values["qat"]["epochs"] == 4
+        # back to Stages: the value typed is there; forward, back, forward: still there
+        await pilot.press("escape")
+        assert screen_name(app) == "StagesScreen"
+        assert app.screen.get_field("qat", "epochs").raw() == "4"
+        await type_into(pilot, app, "float", "epochs", "9")
+        await pilot.press("escape")  # Back stores the valid values too
+        assert screen_name(app) == "BackendScreen"
+        await ready(pilot, app, "StagesScreen")
+        await pilot.press("ctrl+n")
+        assert screen_name(app) == "StagesScreen"
+        assert app.screen.get_field("float", "epochs").raw() == "9"
+        assert app.screen.get_field("qat", "epochs").raw() == "4"
+        s = app.current_settings()
+        assert (s.float.epochs, s.qat.epochs) == (9, 4)
+
+
+async def test_a_help_page_in_between_keeps_the_screen_built_ahead(cifar_python_root: str, tmp_path: Any) -> None:
+    app = QatApp(settings=quick_settings(cifar_python_root, str(tmp_path / "r")), detect=False)
+    async with app.run_test(size=SIZE) as pilot:
+        built = await ready(pilot, app, "ModelScreen")
+        await pilot.press("f1")
+        assert screen_name(app) == "HelpScreen"
+        await pilot.press("escape")
+        assert screen_name(app) == "DataScreen"
+        await pilot.press("ctrl+n")
+        assert app.screen is built
+
+
+async def test_language_switch_rebuilds_the_screen_built_ahead(cifar_python_root: str, tmp_path: Any) -> None:
+    app = QatApp(settings=quick_settings(cifar_python_root, str(tmp_path / "r")), detect=False, lang="en")
+    async with app.run_test(size=SIZE) as pilot:
+        english = await ready(pilot, app, "ModelScreen")
+        assert "help" in text_of(english.query_one(".step-heading"))
+        await pilot.press("f2")
+        assert app.wizard.lang == "zh"
+        chinese = await ready(pilot, app, "ModelScreen")
+        assert chinese is not english and not english.is_attached
+        await pilot.press("ctrl+n")
+        assert app.screen is chinese
+        assert "帮助" in text_of(app.screen.query_one(".step-heading"))
