@@ -74,7 +74,7 @@ class NextStep:
             return
         key = state_key(app.wizard)
         if self._ready is not None:
-            if self._ready[0] == step and self._ready[1] == key and self._ready[2].is_running:
+            if self._ready[0] == step and self._ready[1] == key and self._ready[2].is_attached:
                 return
             self.discard()
         screen = screen_class(step)()
@@ -88,7 +88,7 @@ class NextStep:
         ready, self._ready = self._ready, None
         if ready is not None:
             ready_step, key, screen = ready
-            if ready_step == step and screen.is_running and key == state_key(self.app.wizard):
+            if ready_step == step and screen.is_attached and key == state_key(self.app.wizard):
                 self.used += 1
                 return screen
             self._drop(screen)
@@ -108,8 +108,12 @@ class NextStep:
             self.app.call_after_refresh(self.prepare, step + 1, self.app.screen)
 
     def _drop(self, screen: Any) -> None:
-        if screen.is_running and all(screen not in stack for stack in self.app._screen_stacks.values()):
+        if not screen.is_attached or any(screen in stack for stack in self.app._screen_stacks.values()):
+            return
+        if screen.is_mounted:
             screen.remove()
+        else:  # still composing: removed mid-way, its on_mount would find its widgets gone; once mounted
+            self.app.set_timer(0.05, lambda: self._drop(screen))
 
     @property
     def ready(self) -> Optional[Any]:

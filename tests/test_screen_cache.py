@@ -120,3 +120,26 @@ async def test_language_switch_rebuilds_the_screen_built_ahead(cifar_python_root
         await pilot.press("ctrl+n")
         assert app.screen is chinese
         assert "帮助" in text_of(app.screen.query_one(".step-heading"))
+
+
+async def test_a_screen_dropped_while_it_composes_is_removed_cleanly(cifar_python_root: str, tmp_path: Any) -> None:
+    """A screen built ahead can go stale before it has composed (a key pressed at once under load):
+    dropping it then must not leave its on_mount without its widgets (NoMatches, the app exits)."""
+    import asyncio
+
+    app = QatApp(settings=quick_settings(cifar_python_root, str(tmp_path / "r")), detect=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app, "ModelScreen")
+        dropped = []
+        for delay in (0, 0, 0.001, 0.003, 0.01, 0.03):
+            app.next_step.discard()
+            app.next_step.prepare(1)
+            dropped.append(app.next_step.ready)
+            if delay:
+                await asyncio.sleep(delay)
+            app.next_step.discard()
+            await pilot.pause(0.1)
+        await wait_for(pilot, lambda: not any(s.is_attached for s in dropped), "the dropped screens removed")
+        await pilot.press("ctrl+n")
+        assert screen_name(app) == "ModelScreen"
+    assert app.return_code in (None, 0)  # no exception ended it

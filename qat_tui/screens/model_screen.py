@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any, Dict, Iterable, Optional, Tuple
 
 from rich.text import Text
+from textual.css.query import NoMatches
 from textual.widget import Widget
 from textual.widgets import Static
 
@@ -97,12 +98,12 @@ class ModelScreen(WizardStep):
     def _show_archs(self, archs: Dict[str, str]) -> None:
         if not self.is_attached:
             return
-        f = self.get_field("model", "arch")
-        if not f.control.is_mounted:  # the list was cached: here before the select has composed its own widgets
-            self.set_timer(0.05, lambda: self._show_archs(archs))
+        try:
+            f = self.get_field("model", "arch")
+            current = f.raw()
+            f.set_options([(name, name) for name in sorted(archs)], current if current in archs else "mobilenet_v2")
+        except NoMatches:  # the screen is being removed (left, or built ahead and dropped): its widgets go first
             return
-        current = f.raw()
-        f.set_options([(name, name) for name in sorted(archs)], current if current in archs else "mobilenet_v2")
         f.set_help("%d torchvision classifiers; type to jump. %s" % (len(archs), archs.get(current, "")))
         self.archs = archs
 
