@@ -143,3 +143,21 @@ async def test_a_screen_dropped_while_it_composes_is_removed_cleanly(cifar_pytho
         await pilot.press("ctrl+n")
         assert screen_name(app) == "ModelScreen"
     assert app.return_code in (None, 0)  # no exception ended it
+
+
+async def test_model_step_being_removed_ignores_what_its_workers_send(cifar_python_root: str, tmp_path: Any) -> None:
+    """The model step's arch list and model report come from threads: arriving while the screen is
+    being removed (dropped, or left), they are dropped instead of querying widgets already gone."""
+    from rich.text import Text
+
+    app = QatApp(settings=quick_settings(cifar_python_root, str(tmp_path / "r")), detect=False)
+    async with app.run_test(size=SIZE) as pilot:
+        built = await ready(pilot, app, "ModelScreen")
+        app.next_step.discard()  # removal starts now; its widgets go in the next ticks
+        assert built.leaving
+        built._show_archs({"resnet18": "ResNet-18"})
+        built._show_report(Text("report"), None, {})
+        await pilot.pause(0.2)
+        await pilot.press("ctrl+n")
+        assert screen_name(app) == "ModelScreen" and not app.screen.leaving
+    assert app.return_code in (None, 0)
