@@ -24,6 +24,11 @@ from typing import Any, Optional, Tuple
 from .state import STEPS, WizardState, screen_class, step_index
 
 
+def style_key(app: Any) -> Tuple[Any, ...]:
+    """What the styles of a screen built ahead depend on beyond its own widgets."""
+    return (app.theme, app.app_focus, app.size)
+
+
 def state_key(wizard: WizardState) -> Tuple[Any, ...]:
     """What a step's screen shows depends on: the values, the preset, the language, the detection
     (the object: a new one arrives when detection finishes) and whether settings were given."""
@@ -48,6 +53,7 @@ class NextStep:
     def __init__(self, app: Any) -> None:
         self.app = app
         self._ready: Optional[Tuple[int, Tuple[Any, ...], Any]] = None  # (step, state_key, screen)
+        self._styled: Any = None  # style_key when it was laid out
         self.enabled = True
         self.built = 0  # screens built ahead (tests, the benchmark)
         self.used = 0  # of them, shown
@@ -82,6 +88,20 @@ class NextStep:
         app._register(app, screen)  # what push_screen does first: compose, mount and style it, now
         self._ready = (step, key, screen)
         self.built += 1
+        self.app.set_timer(0.05, lambda: self._lay_out(screen))
+
+    def _lay_out(self, screen: Any) -> None:
+        """Once the screen built ahead has mounted, lay it out at the app's size and render it, hidden
+        (what showing it would do first: its widgets' sizes, their first lines), so that the step
+        forward only repaints it."""
+        if self.ready is not screen or screen.is_current or not screen.is_attached:
+            return
+        if not screen.is_mounted:
+            self.app.set_timer(0.05, lambda: self._lay_out(screen))
+            return
+        screen._refresh_layout(self.app.size)
+        screen._compositor.render_full_update()
+        self._styled = (screen, style_key(self.app))
 
     def take(self, step: int) -> Any:
         """The screen to push for step ``step``: the one built ahead where it fits, else a new one."""
@@ -90,6 +110,8 @@ class NextStep:
             ready_step, key, screen = ready
             if ready_step == step and screen.is_attached and key == state_key(self.app.wizard):
                 self.used += 1
+                # laid out and styled as it is now: showing it needs no restyling of every widget
+                screen.styled_ahead = screen.is_mounted and self._styled == (screen, style_key(self.app))
                 return screen
             self._drop(screen)
         return screen_class(step)()

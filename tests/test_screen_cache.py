@@ -161,3 +161,33 @@ async def test_model_step_being_removed_ignores_what_its_workers_send(cifar_pyth
         await pilot.press("ctrl+n")
         assert screen_name(app) == "ModelScreen" and not app.screen.leaving
     assert app.return_code in (None, 0)
+
+
+def _looks(app: Any) -> list:
+    """What each widget of the screen shown looks like: where it is, its colours and text style, and
+    which one has the focus."""
+    return [(type(w).__name__, w.id, tuple(w.region), str(w.rich_style), w.has_focus, w.display)
+            for w in app.screen.walk_children(with_self=True)]
+
+
+async def test_a_screen_built_ahead_looks_like_one_built_at_the_key(cifar_python_root: str, tmp_path: Any) -> None:
+    """Built ahead, styled then and shown without Textual's restyling: the same regions, colours and
+    focus as the screen built at the key press."""
+    looks = {}
+    for ahead in (True, False):
+        app = QatApp(settings=quick_settings(cifar_python_root, str(tmp_path / "r")), detect=False)
+        app.next_step.enabled = ahead
+        looks[ahead] = []
+        async with app.run_test(size=SIZE) as pilot:
+            for name in ["ModelScreen", "BackendScreen", "StagesScreen", "QconfigScreen", "CompileScreen", "ReviewScreen"]:
+                if ahead:
+                    built = await ready(pilot, app, name)
+                    await pilot.pause(0.3)  # laid out too
+                await pilot.press("ctrl+n")
+                await pilot.pause(0.3)
+                if ahead:
+                    assert app.screen is built
+                looks[ahead].append(_looks(app))
+        assert app.next_step.used == (6 if ahead else 0)
+    for built_ahead, built_at_key in zip(looks[True], looks[False]):
+        assert built_ahead == built_at_key

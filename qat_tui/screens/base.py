@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, Iterable, List, Optional
 
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
@@ -120,6 +121,15 @@ class WizardStep(HelpfulScreen):
 
     def compose_form(self) -> Iterable[Widget]:
         return []
+
+    styled_ahead = False
+    """Built ahead, hidden, and styled then (:mod:`qat_tui.screen_cache`): its first showing skips
+    Textual's restyling of every widget (a third of a step forward's time)."""
+
+    def _on_screen_resume(self, event: events.ScreenResume) -> None:  # before Textual's own handler
+        if self.styled_ahead:
+            self.styled_ahead = False
+            event.refresh_styles = False
 
     def heading_text(self) -> Text:
         """``Step n of N - heading`` and the help key, in the wizard's language."""
