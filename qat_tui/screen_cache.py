@@ -4,8 +4,11 @@ Building a step's screen (compose, mounting its widgets, matching ``app.tcss`` a
 most of what a step forward costs: about 100 ms of the wizard's CPU, which no ``[run] nice`` can
 shorten. So while the user reads a step, the app builds the next one, hidden: :class:`NextStep`
 creates the screen and registers it with the app, which composes and styles it then, in the idle
-time after the current step is painted. ``ctrl+n`` then only has to lay it out and show it, as
-``escape`` does with the previous step.
+time after the current step is painted; once mounted it is laid out at the app's size and rendered,
+still hidden. ``ctrl+n`` then only shows it, as ``escape`` does with the previous step, and skips
+Textual's restyling of every widget on showing a screen (:attr:`WizardStep.styled_ahead
+<qat_tui.screens.base.WizardStep.styled_ahead>`) where the theme, the app's focus and its size are
+those it was styled with (:func:`style_key`): its widgets restyle themselves as their classes change.
 
 A screen built ahead shows what the wizard held when it was built, so it is used only where that is
 still what a fresh one would show: the same step, the same values, preset, language and detection
@@ -143,4 +146,4 @@ class NextStep:
         return self._ready[2] if self._ready is not None else None
 
 
-__all__ = ["NextStep", "state_key", "step_of"]
+__all__ = ["NextStep", "state_key", "style_key", "step_of"]
