@@ -111,9 +111,9 @@ class QatApp(App):
             self.set_timer(0.5, self.start_detection)
 
     # ----------------------------------------------------------------------------- navigation
-    def on_go_next(self, message: M.GoNext) -> None:
+    async def on_go_next(self, message: M.GoNext) -> None:
         if message.step + 1 < len(STEPS):
-            self.push_screen(self.next_step.take(message.step + 1))
+            self.push_screen(await self.next_step.take(message.step + 1))
 
     def on_go_back(self, message: M.GoBack) -> None:
         if message.step > 0:

@@ -106,8 +106,13 @@ class NextStep:
         screen._compositor.render_full_update()
         self._styled = (screen, style_key(self.app))
 
-    def take(self, step: int) -> Any:
-        """The screen to push for step ``step``: the one built ahead where it fits, else a new one."""
+    async def take(self, step: int) -> Any:
+        """The screen to push for step ``step``: the one built ahead where it fits, else a new one.
+        One still composing is awaited first (the rest of its building is less than a new one's, and
+        pushed half-built it could be painted so, or popped and removed before its on_mount)."""
+        ready = self._ready
+        if ready is not None and ready[0] == step and ready[2].is_attached and not ready[2].is_mounted:
+            await ready[2]._mounted_event.wait()
         ready, self._ready = self._ready, None
         if ready is not None:
             ready_step, key, screen = ready
