@@ -262,6 +262,10 @@ class QatApp(App):
             return
         self._quit_now()
 
+    async def _shutdown(self) -> None:  # Textual's, in every way out (run_test's too)
+        await self.next_step.settle()  # a screen built ahead that still composes finishes first
+        await super()._shutdown()
+
     def _quit_now(self) -> None:
         self.closing = True
         self.exit()

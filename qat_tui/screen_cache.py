@@ -57,6 +57,7 @@ class NextStep:
         self.app = app
         self._ready: Optional[Tuple[int, Tuple[Any, ...], Any]] = None  # (step, state_key, screen)
         self._styled: Any = None  # style_key when it was laid out
+        self._dropping: set = set()  # dropped while composing: removed once mounted
         self.enabled = True
         self.built = 0  # screens built ahead (tests, the benchmark)
         self.used = 0  # of them, shown
@@ -138,12 +139,28 @@ class NextStep:
             self.app.call_after_refresh(self.prepare, step + 1, self.app.screen)
 
     def _drop(self, screen: Any) -> None:
+        self._dropping.discard(screen)
         if not screen.is_attached or any(screen in stack for stack in self.app._screen_stacks.values()):
             return
         if screen.is_mounted:
             screen.remove()
         else:  # still composing: removed mid-way, its on_mount would find its widgets gone; once mounted
+            self._dropping.add(screen)
             self.app.set_timer(0.05, lambda: self._drop(screen))
+
+    async def settle(self, timeout: float = 5.0) -> None:
+        """The app is closing: build nothing more, and let the screens built ahead that still
+        compose finish (Textual closes them with the app; closed mid-compose, their on_mount would
+        find their widgets gone)."""
+        import asyncio
+
+        self.enabled = False
+        composing = [s for s in list(self._dropping) + [self.ready] if s is not None and s.is_attached and not s.is_mounted]
+        if composing:
+            try:
+                await asyncio.wait_for(asyncio.gather(*(s._mounted_event.wait() for s in composing)), timeout)
+            except asyncio.TimeoutError:
+                pass
 
     @property
     def ready(self) -> Optional[Any]:

@@ -209,3 +209,17 @@ async def test_a_step_forward_while_the_next_screen_composes_waits_for_it(cifar_
             await wait_for(pilot, lambda: screen_name(app) == "DataScreen" and not built.is_attached, "back on Data")
             assert app.next_step.used >= 1
     assert app.return_code in (None, 0)
+
+
+async def test_closing_while_a_screen_built_ahead_composes(cifar_python_root: str, tmp_path: Any) -> None:
+    """The app closes while the next screen is still being built (or dropped): no error at exit (the
+    benchmark's apps closed so, and the model step's on_mount found its widgets gone)."""
+    app = QatApp(settings=quick_settings(cifar_python_root, str(tmp_path / "r")), detect=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app, "ModelScreen")
+        app.next_step.discard()
+        app.next_step.prepare(1)
+        app.next_step.discard()  # dropped while composing
+        app.next_step.prepare(1)  # and one composing
+        assert not app.next_step.ready.is_mounted
+    assert app.return_code in (None, 0)
