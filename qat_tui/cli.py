@@ -497,6 +497,9 @@ def _no_terminal(args: argparse.Namespace) -> Optional[str]:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = _parser().parse_args(argv)
+    from core.i18n import resolve_lang, set_language
+
+    set_language(resolve_lang(getattr(args, "lang", None)))  # --lang, QAT_TUI_LANG, the locale: the CLI's own messages
     problem = _no_terminal(args)
     if problem:
         print(problem, file=sys.stderr)
