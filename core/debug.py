@@ -266,11 +266,11 @@ def reasons(layer: Dict[str, Any], starts_here: bool = False) -> List[str]:
     if layer.get("scale") is not None and layer["clipped"] > CLIPPED_FRACTION:
         lo = (0 - (layer["zero_point"] or 0)) * layer["scale"]
         hi = lo + (layer["levels"] - 1) * layer["scale"]
-        out.append(_("output range clipped: {pct:.1f}% of the float outputs fall outside [{lo:.3g}, {hi:.3g}]").format(
-            pct=100 * layer["clipped"], lo=lo, hi=hi))
+        out.append(_("output range clipped: {share} of the float outputs fall outside [{lo:.3g}, {hi:.3g}]").format(
+            share="%.1f%%" % (100 * layer["clipped"]), lo=lo, hi=hi))
     if layer.get("levels_used") is not None and layer["levels_used"] <= FEW_LEVELS:
-        out.append(_("a few large values set the scale: 99.9% of the outputs use {used} of {levels} levels (range {lo:.3g}..{hi:.3g})").format(
-            used=layer["levels_used"], levels=layer["levels"], lo=layer["float_min"], hi=layer["float_max"]))
+        out.append(_("a few large values set the scale: {share} of the outputs use {used} of {levels} levels (range {lo:.3g}..{hi:.3g})").format(
+            share="99.9%", used=layer["levels_used"], levels=layer["levels"], lo=layer["float_min"], hi=layer["float_max"]))
     if layer.get("weight_outliers") is not None and layer["weight_outliers"] > WEIGHT_OUTLIER_RATIO:
         out.append(_("weights with outliers: a channel's largest weight is {ratio:.0f}x its mean").format(ratio=layer["weight_outliers"]))
     if starts_here:
