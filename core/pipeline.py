@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
 from .errors import Cancelled, QatError, is_input_error
-from .i18n import _
+from .i18n import N_, _
 from .events import (
     HEARTBEAT_S,
     Emit,
@@ -45,6 +45,14 @@ from .settings import SETTINGS_FILENAME, STAGES, Settings, save, with_absolute_p
 from .state import RunState
 
 EVENTS_FILENAME = "events.jsonl"
+
+_STATUS_WORDS = {"failed": N_("failed"), "cancelled": N_("cancelled"), "running": N_("running"), "stale": N_("stale")}
+"""A stage's status (state.json's code) as shown in a reason: ``_(_STATUS_WORDS.get(s, s))``."""
+
+
+def _status_word(status: str) -> str:
+    return _(_STATUS_WORDS[status]) if status in _STATUS_WORDS else status
+
 
 def stage_settings(settings: Settings, stage: str) -> Dict[str, Any]:
     """The subset of ``settings`` that ``stage``'s result depends on, as ``{"section.key": value}``:
@@ -217,7 +225,7 @@ class Pipeline:
                 return _("was interrupted")
             if status == "stale":
                 return rec.get("stale_reason") or _("stale")
-            return _("last try {status}").format(status=status)
+            return _("last try {status}").format(status=_status_word(status))
         problems = self.output_problems(state, stage)
         if problems:
             return _("its output changed: {problems}").format(problems="; ".join(problems))
@@ -414,7 +422,7 @@ class Pipeline:
             else:
                 why += _("; last run {time}").format(time=rec.get("finished_at", "?"))
         else:
-            why += _("; last try {status} {time}").format(status=status, time=rec.get("finished_at", ""))
+            why += _("; last try {status} {time}").format(status=_status_word(status), time=rec.get("finished_at", ""))
         return StageSkipped(stage=stage, reason=why.strip(), metrics=rec.get("metrics", {}) if status in ("finished", "stale") else {},
                             artifacts=rec.get("artifacts", {}) if status in ("finished", "stale") else {},
                             status=status, finished_at=rec.get("finished_at", ""))
