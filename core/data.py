@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, List, Optional, Tuple
 
 from .errors import DataError
-from .i18n import N_, _, ngettext
+from .i18n import N_, _
 from .image_transforms import CIFAR10_CLASSES, build_transform, resolve_mean_std
 
 LAYOUT_HELP = N_(
@@ -292,8 +292,7 @@ def _scan_bad_images(ds: Any, warn: Callable[[str], None], split: str) -> None:
     if bad:
         ds.samples = ds.imgs = good
         ds.targets = [label for _p, label in good]
-        warn(ngettext("skipped {n} unreadable image of {split}/ ([data] skip_bad_images): {files}",
-                      "skipped {n} unreadable images of {split}/ ([data] skip_bad_images): {files}", len(bad)).format(
+        warn(_("skipped {n} unreadable image(s) of {split}/ ([data] skip_bad_images): {files}").format(
             n=len(bad), split=split, files=", ".join(bad[:3]) + (" ..." if len(bad) > 3 else "")))
 
 

@@ -31,7 +31,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Optional, Tuple
 
-from .i18n import _, ngettext
+from .i18n import _
 
 RECHECK_S = 2.0
 """Seconds between two re-plans of the thread count during training."""
@@ -145,9 +145,7 @@ def plan(n_cores: int, other_runs: int, busy_cores: float, fixed: Optional[int] 
     threads = max(1, min(fair, n_cores - taken))
     if not shared:
         return ThreadPlan(threads, None, _("alone on {n} cores").format(n=n_cores))
-    return ThreadPlan(threads, policy, ngettext(
-        "{threads} of {n} cores: {runs} other qat-tui run, {busy:.1f} cores busy with other work",
-        "{threads} of {n} cores: {runs} other qat-tui runs, {busy:.1f} cores busy with other work", other_runs).format(
+    return ThreadPlan(threads, policy, _("{threads} of {n} cores: {runs} other qat-tui run(s), {busy:.1f} cores busy with other work").format(
         threads=threads, n=n_cores, runs=other_runs, busy=elsewhere))
 
 
