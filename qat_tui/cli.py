@@ -17,7 +17,9 @@ Nothing here imports torch or Textual at module level, so ``qat-tui --help`` ans
 from __future__ import annotations
 
 import argparse
+import re
 import sys
+import unicodedata
 from typing import List, Optional
 
 from core.i18n import _, resolve_lang, set_language
@@ -26,11 +28,49 @@ from core.stage_table import STAGES  # the stage names (a light module: no torch
 from .i18n import LANGS
 
 
+def _cells(text: str) -> int:
+    """Terminal cells of ``text``: Chinese characters and full-width punctuation take two."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def _wrap_cells(text: str, width: int) -> List[str]:
+    """``text`` wrapped to ``width`` terminal cells: at spaces, and between any two wide characters
+    (Chinese has no spaces); argparse's own wrapping counts characters and overflows 80 columns."""
+    lines: List[str] = []
+    line, used, space = "", 0, False
+    for token in re.findall(r"\s+|[^\s\u2e80-\uffef]+|[\u2e80-\uffef]", text):
+        if token.isspace():
+            space = True
+            continue
+        gap = " " if space and line else ""
+        need = _cells(gap + token)
+        if line and used + need > width:
+            lines.append(line)
+            line, used = token, _cells(token)
+        else:
+            line, used = line + gap + token, used + need
+        space = False
+    if line:
+        lines.append(line)
+    return lines
+
+
 class _Formatter(argparse.RawDescriptionHelpFormatter):
-    """argparse's help in the current language: its own words ("usage:") are not in our catalog."""
+    """argparse's help in the current language: its own words ("usage:") are not in our catalog, and its
+    wrapping counts characters, not the two cells of a Chinese one."""
 
     def add_usage(self, usage, actions, groups, prefix=None):  # type: ignore[no-untyped-def]
         super().add_usage(usage, actions, groups, _("usage: ") if prefix is None else prefix)
+
+    def _fill_text(self, text, width, indent):  # type: ignore[no-untyped-def]
+        if "\n" in text.strip():  # the examples: laid out by hand
+            return super()._fill_text(text, width, indent)
+        return "\n".join(indent + line for line in _wrap_cells(" ".join(text.split()), width))
+
+    def _split_lines(self, text, width):  # type: ignore[no-untyped-def]
+        if _cells(text) == len(text):
+            return super()._split_lines(text, width)
+        return _wrap_cells(" ".join(text.split()), width)
 
 
 class _Parser(argparse.ArgumentParser):
