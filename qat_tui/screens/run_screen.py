@@ -24,6 +24,7 @@ import time
 import traceback
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
+from rich.padding import Padding
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -491,7 +492,8 @@ class RunScreen(HelpfulScreen):
         shown = text() if callable(text) else text
         if level.startswith("note"):
             style = "italic yellow" if level == "note-warning" else NOTE_STYLE
-            self.query_one("#log-view", RichLog).write(Text(NOTE_INDENT + shown, style=style))
+            # a hanging indent: a wrapped note stays under its line
+            self.query_one("#log-view", RichLog).write(Padding(Text(shown, style=style), (0, 0, 0, len(NOTE_INDENT))))
             return
         style = {"warning": "yellow", "error": "red"}.get(level, "")
         self.query_one("#log-view", RichLog).write(Text(shown, style=style))
