@@ -5,6 +5,9 @@ closes it. Up/down, page up/down, home/end scroll it.
 """
 from __future__ import annotations
 
+import re
+from typing import Optional
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -12,36 +15,70 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import MarkdownViewer, Static
 
+from core.i18n import N_, _, in_lang
+
 from ..i18n import first_heading, read_help
 
-CLOSE_HINT = {
-    "en": "esc/q close  up/down/pgup/pgdn scroll",
-    "zh": "esc/q 关闭  上下/翻页键 滚动",
-}
-"""The title bar's key hint, per language."""
+from .base import TranslatedBindings
+
+CLOSE_HINT = N_("esc/q close  up/down/pgup/pgdn scroll")
+"""The title bar's key hint (English; shown in the page's language: :func:`close_hint`)."""
+
+
+def close_hint(lang: str) -> str:
+    """The title bar's key hint in ``lang``."""
+    return in_lang(lang, CLOSE_HINT)
+
+
+def topic_heading(markdown: str, topic: str) -> Optional[str]:
+    """The heading (its text) of the section of ``markdown`` that explains ``topic`` (a setting's key):
+    the first ``#`` heading that names it, else the heading above its first mention as ``**topic**`` or
+    `` `topic` ``; None when the page does not mention it."""
+    if not topic:
+        return None
+    word = re.compile(r"(?<![\w.])%ss?(?![\w])" % re.escape(topic), re.IGNORECASE)
+    mention = re.compile(r"\*\*%s\*\*|`%s`" % (re.escape(topic), re.escape(topic)))
+    heading, first_mention = None, None
+    fenced = False
+    for line in markdown.splitlines():
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+            continue
+        if fenced:
+            continue
+        if line.startswith("#"):
+            heading = line.lstrip("#").strip()
+            if heading and word.search(heading) and line.startswith("##"):
+                return heading
+        elif first_mention is None and heading is not None and mention.search(line):
+            first_mention = heading
+    return first_mention
 
 
 class HelpViewer(MarkdownViewer, can_focus=True):
     """The MarkdownViewer, focusable: its scroll keys (up/down, page up/down, home/end) then work."""
 
 
-class HelpScreen(ModalScreen):
+class HelpScreen(TranslatedBindings, ModalScreen):
     """The help page ``page`` (a step id, ``run``, ``results``) in ``lang`` (``en``, ``zh``; English
     when that language has no such page).
 
     Args:
         page: the page's name, its file without ``.md``.
         lang: the language of the page.
+        topic: a setting's key (a field's "more" link): the page opens at the section about it
+            (:func:`topic_heading`; at the top when the page does not mention it).
     """
 
     BINDINGS = [
-        Binding("escape", "close", "Close", id="help.close"),
-        Binding("q", "close", "Close", show=False, id="help.close"),
+        Binding("escape", "close", N_("Close"), id="help.close"),
+        Binding("q", "close", N_("Close"), show=False, id="help.close"),
     ]
 
-    def __init__(self, page: str, lang: str = "en") -> None:
+    def __init__(self, page: str, lang: str = "en", topic: str = "") -> None:
         super().__init__()
         self.page = page
+        self.topic = topic
         self._load(lang)
 
     def _load(self, lang: str) -> None:
@@ -51,7 +88,7 @@ class HelpScreen(ModalScreen):
 
     def title_text(self) -> Text:
         title = Text(" ? %s " % self.heading, style="bold reverse")
-        title.append("  %s" % CLOSE_HINT.get(self.lang, CLOSE_HINT["en"]), style="dim")
+        title.append("  %s" % close_hint(self.lang), style="dim")
         return title
 
     def compose(self) -> ComposeResult:
@@ -61,6 +98,23 @@ class HelpScreen(ModalScreen):
 
     def on_mount(self) -> None:
         self.query_one("#help-viewer").focus()
+        if self.topic:
+            self.call_after_refresh(self.go_to_topic)
+
+    @property
+    def topic_section(self) -> Optional[str]:
+        """The heading of the section about :attr:`topic` in the page shown, or None."""
+        return topic_heading(self.markdown, self.topic)
+
+    def go_to_topic(self) -> bool:
+        """Scroll to the section about :attr:`topic` (MarkdownViewer's anchors: the heading's slug);
+        False when the page has none."""
+        heading = self.topic_section
+        if heading is None:
+            return False
+        from textual._slug import slug
+
+        return self.query_one("#help-viewer", HelpViewer).document.goto_anchor(slug(heading))
 
     def lang_changed(self, lang: str) -> None:
         """The app switched the language (palette's Language, F2): the page in that language."""
@@ -76,4 +130,4 @@ class HelpScreen(ModalScreen):
         self.dismiss(None)
 
 
-__all__ = ["HelpScreen", "HelpViewer", "CLOSE_HINT"]
+__all__ = ["HelpScreen", "HelpViewer", "CLOSE_HINT", "close_hint", "topic_heading"]
