@@ -106,15 +106,23 @@ class HelpScreen(TranslatedBindings, ModalScreen):
         """The heading of the section about :attr:`topic` in the page shown, or None."""
         return topic_heading(self.markdown, self.topic)
 
-    def go_to_topic(self) -> bool:
-        """Scroll to the section about :attr:`topic` (MarkdownViewer's anchors: the heading's slug);
-        False when the page has none."""
+    def go_to_topic(self, tries: int = 50) -> bool:
+        """Scroll to the section about :attr:`topic` (the MarkdownViewer's table of contents gives its
+        heading's widget), without animation; while the document is still being built, tries again
+        a moment later. False when the page has no such section."""
         heading = self.topic_section
-        if heading is None:
+        if heading is None or not self.is_attached:
             return False
-        from textual._slug import slug
-
-        return self.query_one("#help-viewer", HelpViewer).document.goto_anchor(slug(heading))
+        viewer = self.query_one("#help-viewer", HelpViewer)
+        for _level, label, block_id in viewer.document.table_of_contents or []:
+            if label.strip() == heading:
+                found = viewer.document.query("#" + block_id)
+                if found:
+                    viewer.scroll_to_widget(found.first(), top=True, animate=False)
+                    return True
+        if tries > 0:
+            self.set_timer(0.05, lambda: self.go_to_topic(tries - 1))
+        return False
 
     def lang_changed(self, lang: str) -> None:
         """The app switched the language (palette's Language, F2): the page in that language."""
