@@ -343,6 +343,7 @@ class QatApp(App):
         N_("Maximize"), N_("Maximize the focused widget"),
         N_("Screenshot"), N_("Save an SVG 'screenshot' of the current screen"),
         N_("Bell"), N_("Ring the bell"),
+        N_("palette"), N_("Open the command palette"),  # the footer's key of the palette
     )
     """The titles and help of Textual's own palette commands, marked here so that they are shown
     translated (:meth:`get_system_commands`)."""

@@ -17,15 +17,7 @@ from .. import messages as M
 from .base import WizardStep
 
 ACTION_STYLE = {"run": "bold green", "skip": "cyan", "off": "dim"}
-ACTION_WORDS = {"run": N_("run"), "skip": N_("skip"), "off": N_("off")}
-"""The plan's actions as shown (translated with ``_()``)."""
 
-
-def pad(text: str, cells: int) -> str:
-    """``text`` padded with spaces to ``cells`` terminal cells (a Chinese character takes two)."""
-    from rich.cells import cell_len
-
-    return text + " " * max(0, cells - cell_len(text))
 
 
 def wrap_comments(toml: str, width: int) -> str:
@@ -122,7 +114,8 @@ class ReviewScreen(WizardStep):
             plan.update(t)
             return
         for item in self.plan_items:
-            t.append("  %s " % pad(_(ACTION_WORDS.get(item.action, item.action)), 4), style=ACTION_STYLE.get(item.action, ""))
+            # run / skip / off stay as they are: the help page (and the headless plan) name them so
+            t.append("  %-4s " % item.action, style=ACTION_STYLE.get(item.action, ""))
             t.append("%-10s" % item.stage, style="bold" if item.action == "run" else "")
             t.append(" %s\n" % _(item.reason), style="" if item.action == "run" else "dim")
         if not any(i.action == "run" for i in self.plan_items):
