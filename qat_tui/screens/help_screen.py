@@ -31,14 +31,19 @@ def close_hint(lang: str) -> str:
 
 
 def topic_heading(markdown: str, topic: str) -> Optional[str]:
-    """The heading (its text) of the section of ``markdown`` that explains ``topic`` (a setting's key):
-    the first ``#`` heading that names it, else the heading above its first mention as ``**topic**`` or
-    `` `topic` ``; None when the page does not mention it."""
+    """The heading (its text) of the section of ``markdown`` that explains ``topic`` (a setting's key,
+    or a stage's name): the first ``##`` heading that names it, else the heading above its first
+    mention as ``**topic**`` or `` `topic` ``, else above its first mention as a word; None when the
+    page does not mention it. A heading names it when it starts with it (``calib_observer: ...``,
+    ``Presets``) or has it in brackets (``预设（preset）``)."""
     if not topic:
         return None
     word = re.compile(r"(?<![\w.])%ss?(?![\w])" % re.escape(topic), re.IGNORECASE)
+    plain = re.compile(r"(?<![\w/.-])%s(?![\w/-])" % re.escape(topic))
     mention = re.compile(r"\*\*%s\*\*|`%s`" % (re.escape(topic), re.escape(topic)))
-    heading, first_mention = None, None
+    heading: Optional[str] = None
+    marked: Optional[str] = None
+    named: Optional[str] = None
     fenced = False
     for line in markdown.splitlines():
         if line.lstrip().startswith("```"):
@@ -48,11 +53,14 @@ def topic_heading(markdown: str, topic: str) -> Optional[str]:
             continue
         if line.startswith("#"):
             heading = line.lstrip("#").strip()
-            if heading and word.search(heading) and line.startswith("##"):
+            if heading and line.startswith("##") and (word.match(heading) or re.search(r"[（(]%s[)）]" % re.escape(topic), heading)):
                 return heading
-        elif first_mention is None and heading is not None and mention.search(line):
-            first_mention = heading
-    return first_mention
+        elif heading is not None:
+            if marked is None and mention.search(line):
+                marked = heading
+            if named is None and plain.search(line):
+                named = heading
+    return marked or named
 
 
 class HelpViewer(MarkdownViewer, can_focus=True):

@@ -73,7 +73,7 @@ class StagesScreen(WizardStep):
 
     def compose_form(self) -> Iterable[Widget]:
         for stage in STAGES:
-            yield self.field(stage, "enabled", label=stage, help=_(T.stage(stage).summary))
+            yield self.field(stage, "enabled", label=stage, help=_(T.stage(stage).summary), topic=stage)
             yield Static("", id="loads-%s" % stage, classes="stage-loads")
             for key in T.stage(stage).wizard_keys:
                 yield self.field(stage, key, label="  %s" % key)

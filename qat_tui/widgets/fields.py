@@ -143,6 +143,8 @@ class SettingField(Vertical):
         label: text left of the input (default: the key).
         help: help line (default: the field's description).
         options: ``[(label, value)]`` for a select (default: the Literal choices).
+        placeholder: shown in an empty text box.
+        topic: what the help line's "more" link looks up in the step's help page (default: the key).
     """
 
     class Changed(Message):
@@ -162,6 +164,7 @@ class SettingField(Vertical):
         help: Optional[str] = None,
         options: Optional[Sequence[Tuple[str, Any]]] = None,
         placeholder: str = "",
+        topic: Optional[str] = None,
     ) -> None:
         super().__init__(id="field-%s-%s" % (section, key), classes="field")
         self.section = section
@@ -173,6 +176,7 @@ class SettingField(Vertical):
         self._field_options: List[Tuple[str, Any]] = list(options) if options is not None else [
             (c, c) for c in (field_choices(section, key) or [])
         ]
+        self.topic = key if topic is None else topic  # the help page's section the "more" link opens
         self._field_placeholder = placeholder or (_("unset") if self.kind in (OPT_INT, OPT_TEXT) else "")
         self.field_error_text: Optional[str] = None
 
@@ -196,7 +200,7 @@ class SettingField(Vertical):
                     yield SettingInput(
                         display_value(self._field_value), placeholder=self._field_placeholder, id=self.control_id, compact=True
                     )
-        help_widget = Static(help_content(self._field_help, self.key), classes="field-help")
+        help_widget = Static(help_content(self._field_help, self.topic), classes="field-help")
         help_widget.display = bool(self._field_help)
         yield help_widget
         err = Static("", classes="field-error")
@@ -251,7 +255,7 @@ class SettingField(Vertical):
     def set_help(self, text: str) -> None:
         self._field_help = text
         h = self.query_one(".field-help", Static)
-        h.update(help_content(text, self.key))
+        h.update(help_content(text, self.topic))
         h.display = bool(text)
 
     def restore(self, typed: Any) -> None:
