@@ -202,8 +202,8 @@ def snap_env(fixed_folder: str, monkeypatch: Any, tmp_path: Any) -> Any:
 Steps = Callable[[Any], Awaitable[None]]
 
 
-def wizard_app(lang: str, **over: Any) -> QatApp:
-    settings = preset("quick", data={"root": DATA_DIR}, run={"run_dir": WIZARD_RUN_DIR}, **over)
+def wizard_app(lang: str) -> QatApp:
+    settings = preset("quick", data={"root": DATA_DIR}, run={"run_dir": WIZARD_RUN_DIR})
     return QatApp(settings=settings, detect=False, lang=lang)
 
 
@@ -263,10 +263,8 @@ def walk_to(index: int) -> Tuple[Callable[[str], QatApp], Steps]:
         expected = STEPS[index].screen.rsplit(":", 1)[1]
         assert screen_name(pilot.app) == expected, "Next from the first step %d times: %s, not %s" % (
             index, screen_name(pilot.app), expected)
-        if expected == "ModelScreen":  # its report and the list of models come from workers
-            await settle(pilot, lambda: "building" not in plain(pilot.app.screen.query_one("#model-report"))
-                         and "torchvision classifiers" in plain(pilot.app.screen.query_one(
-                             "#field-model-arch .field-help")), "the model report")
+        if expected == "ModelScreen":  # the list of models and the report come from workers (settle waits)
+            await settle(pilot, lambda: bool(pilot.app.screen.archs), "the list of models")
 
     return wizard_app, steps
 

@@ -2,6 +2,7 @@
 results and debug screens (tests/test_snapshots.py attaches to a copy; nothing trains there).
 
     .venv/bin/python tests/assets/recorded_run/record.py        # about a minute on 2 cores
+    .venv/bin/python tests/assets/recorded_run/record.py OUT    # into OUT instead (to compare)
 
 It runs the whole pipeline (``qat-tui run``) with a fixed seed on the synthetic CIFAR-10 of
 tests/conftest.py, then the per-layer debug (``qat-tui debug``), in a temporary folder; then it keeps
@@ -149,7 +150,7 @@ def normalise(src: str, dst: str, tmp: str) -> None:
             f.write(text)
 
 
-def main() -> int:
+def main(out: str = OUT) -> int:
     sys.path.insert(0, REPO)
     from core.settings import save, validate
     from tests.conftest import tiny_settings_dict, write_cifar_python
@@ -166,14 +167,14 @@ def main() -> int:
         cli = [sys.executable, "-m", "qat_tui"]
         subprocess.run(cli + ["run", "--config", config], check=True, env=env, cwd=tmp)
         subprocess.run(cli + ["debug", run_dir], check=True, env=env, cwd=tmp)
-        if os.path.exists(OUT):
-            shutil.rmtree(OUT)
-        normalise(run_dir, OUT, tmp)
+        if os.path.exists(out):
+            shutil.rmtree(out)
+        normalise(run_dir, out, tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print("wrote %s: %s" % (OUT, ", ".join(sorted(os.listdir(OUT)))))
+    print("wrote %s: %s" % (out, ", ".join(sorted(os.listdir(out)))))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(*sys.argv[1:2]))
