@@ -627,9 +627,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     # a settings file's [ui] lang is read when the file is loaded (_settings_of)
     set_language(resolve_lang(_lang_of_argv(argv)))
     args = _parser().parse_args(argv)
-    from core.i18n import resolve_lang, set_language
-
-    set_language(resolve_lang(getattr(args, "lang", None)))  # --lang, QAT_TUI_LANG, the locale: the CLI's own messages
     problem = _no_terminal(args)
     if problem:
         print(problem, file=sys.stderr)

@@ -539,8 +539,6 @@ def test_snapshot(name: str, lang: str, snap_compare: Any, snap_env: Any) -> Non
         name, lang, "\n".join(captured["cut"]), shown)
 
 
-@pytest.mark.xfail(strict=False, reason="issue 11: the screens' strings are being marked for translation on other "
-                   "branches; the lead removes this mark once they are merged")
 @pytest.mark.parametrize("name", list(SCENARIOS))
 async def test_no_english_left_in_zh(name: str, snap_env: Any) -> None:
     """No run of three or more English words on a zh screen (a shown string never marked for
