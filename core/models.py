@@ -18,6 +18,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
+from .i18n import _
 from . import model_build as MB
 from .errors import CheckpointError, ModelError
 
@@ -199,8 +200,8 @@ def pretrained_path(model_settings: Any) -> str:
     if not MB.is_weights_name(value):
         return os.path.expanduser(value)
     if model_settings.builder:
-        raise ModelError("[model] pretrained = %r names torchvision weights, but the model is your builder %s"
-                         % (value, model_settings.builder), hint="give the path of a state_dict file for your model")
+        raise ModelError(_("[model] pretrained = %r names torchvision weights, but the model is your builder %s")
+                         % (value, model_settings.builder), hint=_("give the path of a state_dict file for your model"))
     try:
         return MB.cached_weights(model_settings.arch, value)
     except MB.ModelBuildError as e:
@@ -228,8 +229,8 @@ def load_pretrained(model: Any, path: str) -> List[str]:
     wrong_shape = sorted(k for k in state if k in own and k not in fit)
     if not fit:
         raise CheckpointError(
-            "%s has no tensor that fits this %s model (another architecture, or other kwargs?)" % (path, type(model).__name__),
-            hint="use a state_dict of the same architecture with the same kwargs (width_mult, ...)",
+            _("%s has no tensor that fits this %s model (another architecture, or other kwargs?)") % (path, type(model).__name__),
+            hint=_("use a state_dict of the same architecture with the same kwargs (width_mult, ...)"),
         )
     model.load_state_dict(fit, strict=False)
     msgs = ["loaded %d of %d tensors from %s" % (len(fit), len(own), path)]

@@ -16,6 +16,7 @@ import os
 import re
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+from ...i18n import _
 from ...errors import BackendError
 from ...io import atomic_write_json
 from ..base import Artifact, BackendInfo, CheckItem, CheckReport, CompileResult, FakeQuantState, QuantBackend
@@ -185,8 +186,8 @@ class HorizonBase(QuantBackend):
         available = plugin_marches()
         if march not in available:
             raise BackendError(
-                "[horizon] march = %r is not defined by the installed horizon_plugin_pytorch" % march,
-                hint="use one of: %s (bernoulli2 = XJ3, bayes = J5, nash-* = J6/S100)" % ", ".join(available),
+                _("[horizon] march = %r is not defined by the installed horizon_plugin_pytorch") % march,
+                hint=_("use one of: %s (bernoulli2 = XJ3, bayes = J5, nash-* = J6/S100)") % ", ".join(available),
             )
         set_march(march)
         return march
@@ -226,9 +227,9 @@ class HorizonBase(QuantBackend):
             from ...errors import SettingsError
 
             raise SettingsError(
-                "[qconfig] int16_layers needs a march with 16-bit activations (%s); this run's march is %s"
+                _("[qconfig] int16_layers needs a march with 16-bit activations (%s); this run's march is %s")
                 % (", ".join(self.INT16_MARCHES) or "none in this generation", self.options.march),
-                hint="use [qconfig] float_layers (qconfig None: not quantized) instead, or change [horizon] march")
+                hint=_("use [qconfig] float_layers (qconfig None: not quantized) instead, or change [horizon] march"))
         super().validate_settings(settings)
         self.work_dir = settings.run_path()
         self._set_march()
@@ -247,9 +248,9 @@ class HorizonBase(QuantBackend):
         for name in names:
             if name not in mods:
                 close = difflib.get_close_matches(name, mods, n=5)
-                raise SettingsError("[qconfig] float_layers/int16_layers: the model has no layer %r%s" % (
+                raise SettingsError(_("[qconfig] float_layers/int16_layers: the model has no layer %r%s") % (
                     name, "; nearest: %s" % ", ".join(close) if close else ""),
-                    hint="use the names `qat-tui debug RUN_DIR` shows, or clear that setting")
+                    hint=_("use the names `qat-tui debug RUN_DIR` shows, or clear that setting"))
 
     def layers_in_float(self, prepared: Any, names: List[str]) -> Any:
         """Fake quant off on the named layers' outputs and weights (the debug's sensitivity measure)."""

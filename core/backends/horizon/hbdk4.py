@@ -6,6 +6,7 @@ import os
 import tempfile
 from typing import Any, Dict, List, Optional, Tuple
 
+from ...i18n import _
 from ...errors import BackendError
 from ...io import atomic_write_json, atomic_write_text
 from ..base import Artifact, BackendInfo, CheckItem, CheckReport, CompileResult, Log, Phase, damaged_int_model, no_phase
@@ -45,7 +46,7 @@ class HbirModel:
         inputs = list(getattr(func, "flatten_inputs", func.inputs))
         outputs = list(getattr(func, "flatten_outputs", func.outputs))
         if len(inputs) != 1 or not outputs:
-            raise BackendError("the HBIR model has %d inputs and %d outputs; qat-tui feeds one image input" % (len(inputs), len(outputs)))
+            raise BackendError(_("the HBIR model has %d inputs and %d outputs; qat-tui feeds one image input") % (len(inputs), len(outputs)))
         outs = []
         for i in range(x.shape[0]):
             got = func.feed({inputs[0].name: x[i : i + 1].detach().cpu().float().numpy()})
@@ -95,15 +96,15 @@ class Hbdk4Backend(HorizonBase):
             )
         except ImportError as e:
             raise BackendError(
-                "march %s needs the hbdk4-generation plugin API (QconfigSetter, get_qconfig): %s" % (self.options.march, e),
-                hint="use Horizon's J6/S100 docker, or an hbdk3 march (bernoulli2, bayes, bayes-e)",
+                _("march %s needs the hbdk4-generation plugin API (QconfigSetter, get_qconfig): %s") % (self.options.march, e),
+                hint=_("use Horizon's J6/S100 docker, or an hbdk3 march (bernoulli2, bayes, bayes-e)"),
             ) from None
         if stage == "calib":
             name = qconfig.calib_observer
             if name not in HBDK4_CALIB_OBSERVERS:
                 raise BackendError(
-                    "calibration observer %r is not offered for %s" % (name, self.options.march),
-                    hint="choose one of: %s" % ", ".join(HBDK4_CALIB_OBSERVERS),
+                    _("calibration observer %r is not offered for %s") % (name, self.options.march),
+                    hint=_("choose one of: %s") % ", ".join(HBDK4_CALIB_OBSERVERS),
                 )
             observer = MSEObserver if name == "mse" else MinMaxObserver
         else:
@@ -134,9 +135,9 @@ class Hbdk4Backend(HorizonBase):
         if settings.qconfig.float_layers:
             from ...errors import SettingsError
 
-            raise SettingsError("[qconfig] float_layers is not built for the hbdk4 generation (march %s) yet"
+            raise SettingsError(_("[qconfig] float_layers is not built for the hbdk4 generation (march %s) yet")
                                 % self.options.march,
-                                hint="clear [qconfig] float_layers, or use an hbdk3 march (bernoulli2, bayes, bayes-e)")
+                                hint=_("clear [qconfig] float_layers, or use an hbdk3 march (bernoulli2, bayes, bayes-e)"))
 
     def prepare(self, float_model: Any, example_inputs: Tuple[Any, ...], stage: str, qconfig: Any) -> Any:
         self._set_march()
@@ -144,8 +145,8 @@ class Hbdk4Backend(HorizonBase):
             from horizon_plugin_pytorch.quantization import prepare
         except ImportError:
             raise BackendError(
-                "this horizon_plugin_pytorch has no quantization.prepare (hbdk4 generation) for %s" % self.options.march,
-                hint="use Horizon's J6/S100 docker, or an hbdk3 march (bernoulli2, bayes, bayes-e)",
+                _("this horizon_plugin_pytorch has no quantization.prepare (hbdk4 generation) for %s") % self.options.march,
+                hint=_("use Horizon's J6/S100 docker, or an hbdk3 march (bernoulli2, bayes, bayes-e)"),
             ) from None
         self._check_layer_names(float_model, list(qconfig.int16_layers))
         setter, lines = self.setter(stage, qconfig)
@@ -180,8 +181,8 @@ class Hbdk4Backend(HorizonBase):
             from horizon_plugin_pytorch.quantization.hbdk4 import export
         except ImportError as e:
             raise BackendError(
-                "march %s converts with hbdk4, which does not import (%s)" % (self.options.march, e),
-                hint="run int_infer inside Horizon's J6/S100 docker (hbdk4-compiler installed)",
+                _("march %s converts with hbdk4, which does not import (%s)") % (self.options.march, e),
+                hint=_("run int_infer inside Horizon's J6/S100 docker (hbdk4-compiler installed)"),
             ) from None
         model = copy.deepcopy(prepared).cpu()
         model.eval()
@@ -216,7 +217,7 @@ class Hbdk4Backend(HorizonBase):
         try:
             from hbdk4.compiler import load
         except ImportError as e:
-            raise BackendError("hbdk4 does not import (%s)" % e, hint="compile inside Horizon's J6/S100 docker") from None
+            raise BackendError(_("hbdk4 does not import (%s)") % e, hint=_("compile inside Horizon's J6/S100 docker")) from None
         try:
             return load(path)
         except Exception as e:
@@ -234,7 +235,7 @@ class Hbdk4Backend(HorizonBase):
             from hbdk4.compiler import compile as hbdk4_compile
             from hbdk4.compiler import hbm_perf, statistics, visualize
         except ImportError as e:
-            raise BackendError("hbdk4 does not import (%s)" % e, hint="compile inside Horizon's J6/S100 docker") from None
+            raise BackendError(_("hbdk4 does not import (%s)") % e, hint=_("compile inside Horizon's J6/S100 docker")) from None
         o = self.options
         march = self.options.march
         result = CompileResult()
@@ -277,8 +278,8 @@ class Hbdk4Backend(HorizonBase):
             os.replace(tmp, hbm)
         except Exception as e:
             atomic_write_text(os.path.join(out_dir, "compile.log"), cap.text)
-            raise BackendError("hbdk4 compile failed: %s" % (str(e).splitlines()[0] if str(e) else type(e).__name__),
-                               hint="see compile.log in the run directory") from None
+            raise BackendError(_("hbdk4 compile failed: %s") % (str(e).splitlines()[0] if str(e) else type(e).__name__),
+                               hint=_("see compile.log in the run directory")) from None
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
@@ -300,7 +301,7 @@ class Hbdk4Backend(HorizonBase):
                 with open(stem_json, encoding="utf-8") as f:
                     perf = json.load(f)
             else:
-                raise BackendError("hbm_perf wrote no model.json: %s" % _last_line(cap.text))
+                raise BackendError(_("hbm_perf wrote no model.json: %s") % _last_line(cap.text))
         record_perf(result, perf, cap.text, out_dir, perf_dir, "hbm_perf", "hbm_perf's report: FPS, latency, per-layer figures.")
 
         # 4. visualize -> model.onnx (a picture of the HBIR for netron; never starts netron here)

@@ -29,6 +29,7 @@ import tempfile
 import time
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
+from ...i18n import _
 from ...errors import BackendError, CheckpointError, ModelError
 from ...io import atomic_write_json, atomic_write_text, file_size, human_size
 from ..base import (
@@ -181,8 +182,8 @@ class TorchPt2eBackend(QuantBackend):
             }.get(observer)
             if act_obs is None:
                 raise BackendError(
-                    "calibration observer %r is not offered by the torch backend" % observer,
-                    hint="choose one of: %s" % ", ".join(CALIB_OBSERVERS),
+                    _("calibration observer %r is not offered by the torch backend") % observer,
+                    hint=_("choose one of: %s") % ", ".join(CALIB_OBSERVERS),
                 )
             act_ctr = FakeQuantize.with_args(observer=act_obs, eps=eps)
             w_ctr = FakeQuantize.with_args(observer=PerChannelMinMaxObserver, eps=eps)
@@ -238,7 +239,7 @@ class TorchPt2eBackend(QuantBackend):
         from torch.export import Dim, export
 
         if example_inputs[0].shape[0] < 2:
-            raise BackendError("export needs an example batch of at least 2 images (size 1 is specialised)")
+            raise BackendError(_("export needs an example batch of at least 2 images (size 1 is specialised)"))
         batch = Dim("batch", min=1, max=MAX_BATCH)
         with _quiet_export():
             return export(model, tuple(example_inputs), dynamic_shapes=({0: batch},))
@@ -270,7 +271,7 @@ class TorchPt2eBackend(QuantBackend):
             try:
                 self._float_layers = keep_float(prepared, names)
             except ValueError as e:
-                raise SettingsError(str(e), hint="use the names `qat-tui debug RUN_DIR` shows, or clear [qconfig] float_layers") from None
+                raise SettingsError(str(e), hint=_("use the names `qat-tui debug RUN_DIR` shows, or clear [qconfig] float_layers")) from None
         from .layers import label_layers
 
         label_layers(prepared)
@@ -350,9 +351,9 @@ class TorchPt2eBackend(QuantBackend):
         ]
         if missing or wrong:
             raise CheckpointError(
-                "the calibration state does not fit this model (%d tensors missing, %d of another shape; e.g. %s)"
+                _("the calibration state does not fit this model (%d tensors missing, %d of another shape; e.g. %s)")
                 % (len(missing), len(wrong), ", ".join((missing + wrong)[:3])),
-                hint="rerun calib with the same model settings (width_mult, num_classes)",
+                hint=_("rerun calib with the same model settings (width_mult, num_classes)"),
             )
         fit = {k: v for k, v in calib_state.items() if k in own}
         qat_model.load_state_dict(fit, strict=False)
@@ -424,8 +425,8 @@ class TorchPt2eBackend(QuantBackend):
             check_pt2_archive(path)
         except UnsafeFileError as e:
             raise CheckpointError(
-                "%s was refused without loading it: %s. torch.export.load would run that code" % (path, e),
-                hint="qat-tui never writes such an entry: delete the file and run the int_infer stage again",
+                _("%s was refused without loading it: %s. torch.export.load would run that code") % (path, e),
+                hint=_("qat-tui never writes such an entry: delete the file and run the int_infer stage again"),
             ) from None
         except Exception as e:  # not a zip, unreadable, bad JSON
             raise damaged_int_model(path, "an exported program", e) from None

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 from typing import Any, Dict, List, Tuple
 
+from ...i18n import _
 from ...errors import BackendError
 from ...io import atomic_write_text
 from ..base import Artifact, Log
@@ -107,8 +108,8 @@ def write_graph_picture(gm: Any, out_dir: str, fmt: str, log: Log) -> Artifact:
     dot = shutil.which("dot")
     if fmt == "svg" and dot is None:
         raise BackendError(
-            "graph_format = 'svg' needs graphviz's 'dot' program, which is not on PATH",
-            hint="install graphviz (apt-get install graphviz) or set [compile] graph_format = 'auto'",
+            _("graph_format = 'svg' needs graphviz's 'dot' program, which is not on PATH"),
+            hint=_("install graphviz (apt-get install graphviz) or set [compile] graph_format = 'auto'"),
         )
     if fmt != "text" and dot is not None:
         svg_path = os.path.join(out_dir, "model.svg")
