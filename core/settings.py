@@ -467,7 +467,8 @@ def section_model(section: str) -> type:
 def section_help(section: str) -> str:
     """The one-line description of a section (the TOML comment above it), in the current language."""
     if section in Settings.model_fields:
-        return _(Settings.model_fields[section].description or "")
+        description = Settings.model_fields[section].description
+        return _(description) if description else ""
     from .backends import get_spec
 
     return _(get_spec(section).summary)
@@ -709,7 +710,7 @@ def dumps(settings: Settings, width: int = 98) -> str:
             table.add(tomlkit.comment(section_help(section_name)))
         for key, field in type(section).model_fields.items():
             value = getattr(section, key)
-            for line in _comment_lines(_(field.description or ""), width):
+            for line in _comment_lines(_(field.description) if field.description else "", width):
                 table.add(tomlkit.comment(line))
             if value is None:
                 table.add(tomlkit.comment(_("%s = ...  (unset)") % key))
@@ -819,7 +820,8 @@ def save(settings: Settings, path: str) -> str:
 
 def field_help(section: str, key: str) -> str:
     """The one-line help of ``[section] key``, as shown by the wizard, in the current language."""
-    return _(section_model(section).model_fields[key].description or "")
+    description = section_model(section).model_fields[key].description
+    return _(description) if description else ""
 
 
 def field_choices(section: str, key: str) -> Optional[List[str]]:
