@@ -16,7 +16,7 @@ import os
 import re
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from ...i18n import _
+from ...i18n import _, ngettext
 from ...errors import BackendError
 from ...io import atomic_write_json
 from ..base import Artifact, BackendInfo, CheckItem, CheckReport, CompileResult, FakeQuantState, QuantBackend
@@ -118,7 +118,7 @@ def parse_check_output(text: str, returncode: Any) -> CheckReport:
         status = "float" if ("not supported" in low or "error" in low) else "advice"
         items.append(CheckItem(op=node or "-", node=node, module=node, status=status, reason=line, suggestion=""))
     verdict = "HBDK model check PASS" if passed else "HBDK model check FAIL"
-    summary = "%s (%d advice lines)" % (verdict, len(items))
+    summary = "%s (%s)" % (verdict, ngettext("{n} advice line", "{n} advice lines", len(items)).format(n=len(items)))
     return CheckReport(passed=passed, summary=summary, items=items, text=text)
 
 
@@ -155,7 +155,7 @@ def record_perf(result: CompileResult, perf: Dict[str, Any], printed: str, out_d
     for name in sorted(os.listdir(perf_dir)) if os.path.isdir(perf_dir) else []:
         if name.endswith(".html"):
             result.artifacts.append(Artifact("perf_out/" + name, os.path.join(perf_dir, name), html_what))
-    result.artifacts.append(Artifact("perf.json", perf_json, "%s's JSON (summary: FPS, latency, DDR) and what it printed." % tool))
+    result.artifacts.append(Artifact("perf.json", perf_json, _("%s's JSON (summary: FPS, latency, DDR) and what it printed.") % tool))
 
 
 class HorizonBase(QuantBackend):

@@ -203,7 +203,7 @@ class Hbdk3Backend(HorizonBase):
         return Artifact(
             INT_MODEL_NAME,
             path,
-            "The fixed-point model traced with torch.jit.trace (TorchScript): input of check_model/compile_model.",
+            _("The fixed-point model traced with torch.jit.trace (TorchScript): input of check_model/compile_model."),
         )
 
     def load_int_model(self, path: str) -> Any:
@@ -255,8 +255,8 @@ class Hbdk3Backend(HorizonBase):
         atomic_write_text(check_txt, cap.text)
         atomic_write_json(check_json, {"passed": check.passed, "summary": check.summary, "items": [i.to_dict() for i in check.items]})
         result.check = check
-        result.artifacts.append(Artifact("check_report.txt", check_txt, "check_model's output as printed (advice and verdict)."))
-        result.artifacts.append(Artifact("check_report.json", check_json, "check_model's verdict and advice lines as JSON."))
+        result.artifacts.append(Artifact("check_report.txt", check_txt, _("check_model's output as printed (advice and verdict).")))
+        result.artifacts.append(Artifact("check_report.json", check_json, _("check_model's verdict and advice lines as JSON.")))
         if not check.passed:
             raise BackendError(
                 _("check_model failed: the model cannot be compiled for %s") % march,
@@ -284,12 +284,12 @@ class Hbdk3Backend(HorizonBase):
                 hint=_("see compile.log in the run directory"),
             )
         result.deployable = hbm
-        result.artifacts.append(Artifact("model.hbm", hbm, "The deployable model for the BPU (%s): load it with the board's runtime." % march))
+        result.artifacts.append(Artifact("model.hbm", hbm, _("The deployable model for the BPU (%s): load it with the board's runtime.") % march))
         if os.path.exists(stem + ".hbir"):
-            result.artifacts.append(Artifact("model.hbir", stem + ".hbir", "hbdk's intermediate representation, written by compile_model."))
+            result.artifacts.append(Artifact("model.hbir", stem + ".hbir", _("hbdk's intermediate representation, written by compile_model.")))
         if os.path.exists(stem + ".pt"):
-            result.artifacts.append(Artifact("model.pt", stem + ".pt", "hbdk's traced copy of int_model.pt, written by compile_model."))
-        result.artifacts.append(Artifact("compile.log", os.path.join(out_dir, "compile.log"), "What compile_model printed."))
+            result.artifacts.append(Artifact("model.pt", stem + ".pt", _("hbdk's traced copy of int_model.pt, written by compile_model.")))
+        result.artifacts.append(Artifact("compile.log", os.path.join(out_dir, "compile.log"), _("What compile_model printed.")))
 
         # 3. perf_model -> perf_out/<name>.html + .json (returned as a dict)
         perf_dir = os.path.join(out_dir, "perf_out")
@@ -303,7 +303,7 @@ class Hbdk3Backend(HorizonBase):
         if not isinstance(perf, dict):
             raise BackendError(_("perf_model failed (return code %s): %s") % (perf, _last_line(cap.text)))
         record_perf(result, perf, cap.text, out_dir, perf_dir, "perf_model",
-                    "hbdk-perf's report: FPS, latency, DDR traffic, per-layer details.")
+                    _("hbdk-perf's report: FPS, latency, DDR traffic, per-layer details."))
 
         # 4. visualize_model -> model.svg (needs graphviz's dot; never opens a browser in a TUI)
         if shutil.which("dot"):
@@ -314,7 +314,7 @@ class Hbdk3Backend(HorizonBase):
                 except Exception as e:  # the picture is optional; say why it is missing
                     log("visualize_model failed: %s" % e)
             if os.path.exists(svg):
-                result.artifacts.append(Artifact("model.svg", svg, "hbdk's picture of the compiled graph."))
+                result.artifacts.append(Artifact("model.svg", svg, _("hbdk's picture of the compiled graph.")))
         else:
             log("graphviz 'dot' is not installed: no model.svg (apt-get install graphviz)")
         return result

@@ -198,8 +198,9 @@ class Hbdk4Backend(HorizonBase):
         arts = []
         for obj, name, what in (
             (model.quantized, HBDK4_MODEL_NAME,
-             "The integer HBIR model for %s (hbdk4 convert of qat.bc; Horizon's quantized.bc): input of compile." % self.options.march),
-            (model.qat_bc, HBDK4_QAT_NAME, "The QAT model exported to HBIR (horizon_plugin_pytorch hbdk4 export)."),
+             _("The integer HBIR model for %s (hbdk4 convert of qat.bc; Horizon's quantized.bc): input of compile.")
+             % self.options.march),
+            (model.qat_bc, HBDK4_QAT_NAME, _("The QAT model exported to HBIR (horizon_plugin_pytorch hbdk4 export).")),
         ):
             target = os.path.join(out_dir, name)
             fd, tmp = tempfile.mkstemp(prefix="." + name + ".", suffix=".bc", dir=out_dir)  # save wants .bc
@@ -261,8 +262,8 @@ class Hbdk4Backend(HorizonBase):
         atomic_write_text(check_txt, text)
         atomic_write_json(check_json, {"passed": passed, "summary": summary, "statistics": stats, "items": [i.to_dict() for i in items]})
         result.check = CheckReport(passed=passed, summary=summary, items=items, text=text)
-        result.artifacts.append(Artifact("check_report.txt", check_txt, "hbdk4 statistics of the integer model (hbtl = CPU ops)."))
-        result.artifacts.append(Artifact("check_report.json", check_json, "The same statistics as JSON."))
+        result.artifacts.append(Artifact("check_report.txt", check_txt, _("hbdk4 statistics of the integer model (hbtl = CPU ops).")))
+        result.artifacts.append(Artifact("check_report.json", check_json, _("The same statistics as JSON.")))
 
         # 2. remove the float Quantize/Dequantize at the model's boundary, then compile -> model.hbm
         model[0].remove_io_op(op_types=["Dequantize", "Quantize"])
@@ -285,8 +286,8 @@ class Hbdk4Backend(HorizonBase):
                 os.unlink(tmp)
         atomic_write_text(os.path.join(out_dir, "compile.log"), cap.text)
         result.deployable = hbm
-        result.artifacts.append(Artifact("model.hbm", hbm, "The deployable model for the BPU (%s): load it with the board's runtime." % march))
-        result.artifacts.append(Artifact("compile.log", os.path.join(out_dir, "compile.log"), "What hbdk4's compile printed."))
+        result.artifacts.append(Artifact("model.hbm", hbm, _("The deployable model for the BPU (%s): load it with the board's runtime.") % march))
+        result.artifacts.append(Artifact("compile.log", os.path.join(out_dir, "compile.log"), _("What hbdk4's compile printed.")))
 
         # 3. hbm_perf -> perf_out/model.html + model.json
         perf_dir = os.path.join(out_dir, "perf_out")
@@ -302,7 +303,7 @@ class Hbdk4Backend(HorizonBase):
                     perf = json.load(f)
             else:
                 raise BackendError(_("hbm_perf wrote no model.json: %s") % _last_line(cap.text))
-        record_perf(result, perf, cap.text, out_dir, perf_dir, "hbm_perf", "hbm_perf's report: FPS, latency, per-layer figures.")
+        record_perf(result, perf, cap.text, out_dir, perf_dir, "hbm_perf", _("hbm_perf's report: FPS, latency, per-layer figures."))
 
         # 4. visualize -> model.onnx (a picture of the HBIR for netron; never starts netron here)
         onnx = os.path.join(out_dir, "model.onnx")
@@ -310,7 +311,7 @@ class Hbdk4Backend(HorizonBase):
             with capture_output():
                 visualize(model, onnx_file=onnx, use_netron=False)
             if os.path.exists(onnx):
-                result.artifacts.append(Artifact("model.onnx", onnx, "The compiled graph as ONNX for viewing (open it in netron)."))
+                result.artifacts.append(Artifact("model.onnx", onnx, _("The compiled graph as ONNX for viewing (open it in netron).")))
         except Exception as e:  # the picture is optional; say why it is missing
             log("visualize failed: %s" % e)
         return result

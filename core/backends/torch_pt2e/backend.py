@@ -404,8 +404,8 @@ class TorchPt2eBackend(QuantBackend):
         return Artifact(
             INT_MODEL_NAME,
             path,
-            "The integer (converted) model as a torch.export ExportedProgram: torch.export.load(path).module() "
-            "runs it in Python (reference int8 arithmetic); input of compile.",
+            _("The integer (converted) model as a torch.export ExportedProgram: torch.export.load(path).module() "
+            "runs it in Python (reference int8 arithmetic); input of compile."),
         )
 
     def load_int_model(self, path: str) -> Any:
@@ -495,8 +495,8 @@ class TorchPt2eBackend(QuantBackend):
                 Artifact(
                     "model.pt2",
                     package_path,
-                    "Deployable int8 model: AOTInductor package, load with torch._inductor.aoti_load_package(path) "
-                    "and call it on float32 (N,%d,%d,%d) tensors (normalised as in training); no training code needed."
+                    _("Deployable int8 model: AOTInductor package, load with torch._inductor.aoti_load_package(path) "
+                    "and call it on float32 (N,%d,%d,%d) tensors (normalised as in training); no training code needed.")
                     % tuple(example[0].shape[1:]),
                 )
             )
@@ -509,9 +509,9 @@ class TorchPt2eBackend(QuantBackend):
         )
         result.check = check
         result.artifacts.append(
-            Artifact("check_report.txt", check_txt, "Model check: which ops run in int8, which stayed float and why.")
+            Artifact("check_report.txt", check_txt, _("Model check: which ops run in int8, which stayed float and why."))
         )
-        result.artifacts.append(Artifact("check_report.json", check_json, "The model check as JSON (per-op advice)."))
+        result.artifacts.append(Artifact("check_report.json", check_json, _("The model check as JSON (per-op advice).")))
 
         # 2. perf report: fp32 eager model vs the package (or the converted graph when not packaged)
         with phase("perf: latency of fp32 vs int8 at batch sizes %s" % ", ".join(str(b) for b in options.perf_batch_sizes)):
@@ -534,9 +534,9 @@ class TorchPt2eBackend(QuantBackend):
         atomic_write_json(perf_json, perf)
         atomic_write_text(perf_html, render_perf_html(perf))
         result.artifacts.append(
-            Artifact("perf.html", perf_html, "Perf report: latency at each batch size, sizes, parameters, FLOPs.")
+            Artifact("perf.html", perf_html, _("Perf report: latency at each batch size, sizes, parameters, FLOPs."))
         )
-        result.artifacts.append(Artifact("perf.json", perf_json, "The perf figures as JSON."))
+        result.artifacts.append(Artifact("perf.json", perf_json, _("The perf figures as JSON.")))
 
         # 3. picture of the quantized graph
         graph = write_graph_picture(int_model, out_dir, options.graph_format, log)
