@@ -121,7 +121,7 @@ def render_comments(template: str, comments: Mapping[str, str], width: int = COM
         text = _(comments[key])
         if kind == "# ":
             return "\n".join(indent + "# " + line for line in _wrap(text, width - len(indent) - 2))
-        lines = _docstring_lines(text, width - len(indent) - 3)
+        lines = _docstring_lines(text, width - len(indent) - 6)  # room for the opening and closing quotes
         lines[0] = '"""' + lines[0]
         lines[-1] += '"""'
         return "\n".join((indent + line) if line else "" for line in lines)
