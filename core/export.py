@@ -58,7 +58,7 @@ COMMENTS: Dict[str, str] = {
 """The comments of ``templates/script_common.py.txt`` (and the settings comment every template has), by
 marker key; a backend's own are its spec's ``template_comments``."""
 
-COMMENT_WIDTH = 100
+COMMENT_WIDTH = 104
 """Terminal cells a rendered comment or docstring line may take (a CJK character takes two)."""
 
 _MARKER_LINE = re.compile(r'^([ \t]*)(# |""")\{\{#([A-Za-z0-9_.]+)\}\}(""")?[ \t]*$', re.M)
@@ -121,8 +121,11 @@ def render_comments(template: str, comments: Mapping[str, str], width: int = COM
         text = _(comments[key])
         if kind == "# ":
             return "\n".join(indent + "# " + line for line in _wrap(text, width - len(indent) - 2))
-        lines = _docstring_lines(text, width - len(indent) - 6)  # room for the opening and closing quotes
+        room = width - len(indent) - 3  # the opening quotes
+        lines = _docstring_lines(text, room)
         lines[0] = '"""' + lines[0]
+        if _cells(lines[-1]) + 3 > room + (3 if len(lines) == 1 else 0):
+            lines.append("")  # the closing quotes on a line of their own
         lines[-1] += '"""'
         return "\n".join((indent + line) if line else "" for line in lines)
 

@@ -133,10 +133,10 @@ def test_exported_script_comments_follow_the_language(backend, extra, tmp_path) 
     assert sum(1 for c in _comments(chinese) if CJK.search(c)) >= 5
     assert _code_only(chinese) == _code_only(english)  # the same code, only the words differ
     # wrapped to the line width in terminal cells (a CJK character takes two)
-    from core.export import _cells
+    from core.export import COMMENT_WIDTH, _cells
     own = set(chinese.splitlines()) - set(english.splitlines())
     wrapped = [line for line in own if CJK.search(line) and "THIS_FILE" not in line]  # not the command listing
-    assert wrapped and max(_cells(line) for line in wrapped) <= 100
+    assert wrapped and max(_cells(line) for line in wrapped) <= COMMENT_WIDTH
 
 
 def test_render_comments_wraps_and_refuses_unknown_keys() -> None:
