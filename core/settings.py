@@ -509,6 +509,11 @@ PRESET_HELP = {
 }
 
 
+def preset_help(name: str) -> str:
+    """The one-line help of preset ``name`` in the current language ("" for an unknown name)."""
+    return _(PRESET_HELP[name]) if name in PRESET_HELP else ""
+
+
 def _merge(base: Dict[str, Any], over: Dict[str, Any]) -> Dict[str, Any]:
     out = dict(base)
     for k, v in over.items():
@@ -842,6 +847,7 @@ __all__ = [
     "Settings",
     "PRESETS",
     "PRESET_HELP",
+    "preset_help",
     "preset",
     "validate",
     "dumps",

@@ -159,3 +159,9 @@ def test_check_advice_in_zh() -> None:
     i18n.set_language("zh")
     report = parse_check_output("layer conv1: advice: slow\nHBDK model check PASS\n", 0)
     assert report.passed and report.summary == "HBDK model check PASS (1 行建议)"
+
+
+def test_preset_help_in_zh() -> None:
+    assert S.preset_help("quick") == S.PRESET_HELP["quick"]
+    i18n.set_language("zh")
+    assert CJK.search(S.preset_help("quick")) and S.preset_help("nope") == ""
