@@ -58,8 +58,8 @@ def detect() -> BackendInfo:
         return BackendInfo(
             "horizon",
             False,
-            "horizon_plugin_pytorch does not import (%s: %s): it ships only inside Horizon's "
-            "OpenExplorer docker, not on PyPI" % (type(e).__name__, e),
+            _("horizon_plugin_pytorch does not import (%s: %s): it ships only inside Horizon's "
+              "OpenExplorer docker, not on PyPI") % (type(e).__name__, e),
         )
     versions = {"horizon_plugin_pytorch": plugin}
     try:
@@ -70,7 +70,7 @@ def detect() -> BackendInfo:
         pass
     reason = ""
     if hb is None:
-        reason = "hbdk does not import: training works, the compile stage needs hbdk"
+        reason = _("hbdk does not import: training works, the compile stage needs hbdk")
     else:
         versions["hbdk"] = hb
     has_hbdk4 = False
@@ -90,7 +90,7 @@ def detect() -> BackendInfo:
         True,
         reason,
         versions,
-        "horizon_plugin_pytorch prepare_qat_fx/convert_fx + hbdk compile -> model.hbm",
+        _("horizon_plugin_pytorch prepare_qat_fx/convert_fx + hbdk compile -> model.hbm"),
         extras,
     )
 

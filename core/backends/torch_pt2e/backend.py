@@ -121,12 +121,12 @@ class TorchPt2eBackend(QuantBackend):
 
             versions["torch"] = torch.__version__
         except Exception as e:  # pragma: no cover - torch is a hard dependency
-            return BackendInfo(cls.name, False, "torch does not import: %s" % e, versions)
+            return BackendInfo(cls.name, False, _("torch does not import: %s") % e, versions)
         if _torch_version_tuple() < (2, 5):
             return BackendInfo(
                 cls.name,
                 False,
-                "torch %s is too old for torch.export-based QAT (needs 2.5 or newer); use a backend made for this torch"
+                _("torch %s is too old for torch.export-based QAT (needs 2.5 or newer); use a backend made for this torch")
                 % torch.__version__,
                 versions,
             )
@@ -138,14 +138,14 @@ class TorchPt2eBackend(QuantBackend):
             versions["torchao"] = getattr(torchao, "__version__", "?")
         except Exception as e:
             return BackendInfo(
-                cls.name, False, "torchao's pt2e QAT does not import (%s): pip install torchao" % e, versions
+                cls.name, False, _("torchao's pt2e QAT does not import (%s): pip install torchao") % e, versions
             )
         return BackendInfo(
             cls.name,
             True,
             "",
             versions,
-            "torchao pt2e QAT (X86InductorQuantizer), AOTInductor package model.pt2",
+            _("torchao pt2e QAT (X86InductorQuantizer), AOTInductor package model.pt2"),
         )
 
     # ------------------------------------------------------------------------------- model pieces
