@@ -184,7 +184,7 @@ class QatApp(App):
                 if clean:  # the wizard's default, not an edit: quitting does not ask about it
                     self.wizard.mark_saved()
                 self.notify(_("{summary} found: the {backend} backend is selected (Backend step).").format(
-                    summary=get_spec(best).summary, backend=best), timeout=6)
+                    summary=_(get_spec(best).summary), backend=best), timeout=6)
         self.detection = det
 
     # --------------------------------------------------------------------------------- runs

@@ -211,7 +211,7 @@ class WizardState:
         """The values as the settings file would hold them (validated: a value typed differently but
         equal is no edit); the values themselves while something is invalid."""
         try:
-            return validate(copy.deepcopy(self.values), source="settings", backend_offers=False).model_dump()
+            return validate(copy.deepcopy(self.values), backend_offers=False).model_dump()
         except QatError:
             return copy.deepcopy(self.values)
 
@@ -244,7 +244,7 @@ class WizardState:
         Raises:
             SettingsError: a value is invalid (names the key and what is allowed).
         """
-        return validate(copy.deepcopy(self.values), source="settings")
+        return validate(copy.deepcopy(self.values))
 
     def attach_settings(self, run_dir: str) -> Settings:
         """The settings to show an attached run with: the run folder's own settings.toml (what the run

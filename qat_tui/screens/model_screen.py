@@ -11,7 +11,7 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from core.errors import QatError
-from core.i18n import N_, _
+from core.i18n import N_, _, get_language
 
 from ..widgets.fields import SettingField
 from .base import WizardStep
@@ -115,7 +115,11 @@ class ModelScreen(WizardStep):
 
     @staticmethod
     def arch_help(n: int, about: str) -> str:
-        return _("{n} torchvision classifiers; type to jump. {about}").format(n=n, about=about)
+        """The arch field's help: how many models, and the first line of torchvision's docstring of the one
+        chosen. That line is torchvision's English (no catalog has it): other languages leave it out."""
+        if get_language() != "en":
+            about = ""
+        return _("{n} torchvision classifiers; type to jump. {about}").format(n=n, about=about).strip()
 
     def _current(self) -> Optional[Dict[str, Dict[str, Any]]]:
         values = {"model": dict(self.values["model"]), "data": dict(self.values["data"])}
