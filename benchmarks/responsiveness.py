@@ -1,6 +1,6 @@
 """Benchmark: the wizard's key-to-paint latency while a stage trains in the background (issue 11).
 
-    python benchmarks/responsiveness.py [--samples 30] [--rounds 3] [--nice 10] [--data DIR] [--threads N]
+    python benchmarks/responsiveness.py [--samples 30] [--rounds 3] [--nice 10] [--data DIR] [--threads N] [--skip-nice0]
 
 Scenarios, all measured in this one process:
 
@@ -20,8 +20,12 @@ In each scenario the wizard (:class:`qat_tui.app.QatApp`, headless, ``App.run_te
 process and at its priority) is driven by key events, as Pilot sends them (the driver posts a
 ``Key`` event to the app's queue):
 
-* step forward: ``ctrl+n`` from Data to Review, each composing the next step's screen;
+* step forward: ``ctrl+n`` from Data to Review, each showing the next step's screen, which the wizard
+  built while the previous one was shown (:mod:`qat_tui.screen_cache`);
 * step back: ``escape`` from Review to Data, each showing the previous screen again;
+* the same two in a wizard that builds the next step's screen at the key press (compose and CSS
+  matching counted in the key's time: the wizard before the screens were built ahead), printed as
+  "built at the key";
 * run screen, attached to the training run (following its ``events.jsonl`` as the wizard does; in the
   baseline, to the nice-0 run while it is stopped): ``1``/``2``/``3``, its three tabs, in turn.
 
@@ -241,12 +245,15 @@ async def _gap() -> None:
 Sample = Tuple[float, float]  # (key-to-paint seconds, UI CPU seconds)
 
 
-async def settings_screens(settings: Any, samples: int) -> Tuple[List[Sample], List[Sample]]:
-    """Step changes: ctrl+n from Data to Review, escape back to Data, until each has ``samples``."""
+async def settings_screens(settings: Any, samples: int, ahead: bool = True) -> Tuple[List[Sample], List[Sample]]:
+    """Step changes: ctrl+n from Data to Review, escape back to Data, until each has ``samples``.
+    ``ahead``: the next step's screen is built while the current one is shown (the wizard's way,
+    :mod:`qat_tui.screen_cache`); False: at the key press, as before it."""
     from qat_tui.app import QatApp
     from qat_tui.state import STEPS
 
     app = QatApp(settings=settings, detect=False)
+    app.next_step.enabled = ahead
     forward: List[Sample] = []
     back: List[Sample] = []
     async with app.run_test(size=SIZE) as pilot:
@@ -270,7 +277,13 @@ async def settings_screens(settings: Any, samples: int) -> Tuple[List[Sample], L
                     back.append(dt)
                 await _gap()
             warm = False
+    if ahead:
+        USED[0] += app.next_step.used
+        USED[1] += app.next_step.built
     return forward[:samples], back[:samples]
+
+
+USED = [0, 0]  # step screens built ahead and shown, built ahead (all scenarios)
 
 
 async def run_screen(settings: Any, run_dir: str, samples: int) -> List[Sample]:
@@ -305,7 +318,10 @@ def _stats(xs: List[float]) -> Tuple[float, float]:
     return statistics.median(xs), xs[min(len(xs) - 1, int(round(0.9 * (len(xs) - 1))))]
 
 
-KINDS = ("step forward (ctrl+n)", "step back (escape)", "run screen (1/2/3)")
+KINDS = ("step forward (ctrl+n)", "step back (escape)", "run screen (1/2/3)",
+         "fwd, built at the key", "back, built at the key")
+"""The last two: the step changes with the next step's screen built at the key press (no screen built
+ahead, as before :mod:`qat_tui.screen_cache`), measured in the same scenario for comparison."""
 
 
 def measure(wizard: Any, run_dir: str, follow_settings: Any, samples: int,
@@ -313,11 +329,13 @@ def measure(wizard: Any, run_dir: str, follow_settings: Any, samples: int,
     """One scenario: the settings screens, then the run screen following ``run_dir``."""
     t0 = time.time()
     forward, back = asyncio.run(settings_screens(wizard, samples))
+    forward0, back0 = asyncio.run(settings_screens(wizard, samples, ahead=False))
     t1 = time.time()
     tabs = asyncio.run(run_screen(follow_settings, run_dir, samples))
     t2 = time.time()
     rates = [training.rate(t0, t1), training.rate(t1, t2)] if training else []
-    return {KINDS[0]: forward, KINDS[1]: back, KINDS[2]: tabs, "rates": [r for r in rates if r]}
+    return {KINDS[0]: forward, KINDS[1]: back, KINDS[2]: tabs, KINDS[3]: forward0, KINDS[4]: back0,
+            "rates": [r for r in rates if r]}
 
 
 def main() -> int:
@@ -327,9 +345,10 @@ def main() -> int:
     p.add_argument("--samples", type=int, default=30, help="key presses measured per kind and scenario")
     p.add_argument("--rounds", type=int, default=3, help="the scenarios are measured in turn this many times")
     p.add_argument("--nice", type=int, default=RunSettings.model_fields["nice"].default,
-                   help="niceness of the third scenario (default: [run] nice's default)")
+                   help="niceness of the last scenario (default: [run] nice's default)")
     p.add_argument("--data", default=os.path.join(REPO, "data"))
     p.add_argument("--threads", type=int, default=0, help="[run] threads of the training run (default: every core)")
+    p.add_argument("--skip-nice0", action="store_true", help="leave out the scenario training at nice 0")
     a = p.parse_args()
 
     from core.settings import SETTINGS_FILENAME, load
@@ -348,10 +367,13 @@ def main() -> int:
     per_round = max(1, -(-a.samples // a.rounds))
 
     names = ["no training (baseline)", "training at nice 0", "training at nice %d" % a.nice]
+    nices = [0, a.nice]
+    if a.skip_nice0:
+        del names[1], nices[0]
     results: Dict[str, Dict[str, Any]] = {n: {k: [] for k in KINDS + ("rates",)} for n in names}
     runs: List[Training] = []
     try:
-        for nice in (0, a.nice):  # both trainers start, reach their first batches, and wait (SIGSTOP)
+        for nice in nices:  # both trainers start, reach their first batches, and wait (SIGSTOP)
             run = Training(_settings(data, os.path.join(work, "train-nice%d" % nice), nice, threads))
             runs.append(run)
             run.wait_training()
@@ -376,6 +398,7 @@ def main() -> int:
         shutil.rmtree(work, ignore_errors=True)
     print("\nkey-to-paint in ms (target: median <= 100 while a stage trains); loadavg at end: %s" % _loadavg())
     _print(names, results)
+    print("step screens built ahead: %d, of them shown at a step forward: %d" % (USED[1], USED[0]))
     return 0
 
 

@@ -29,6 +29,7 @@ from . import messages as M
 from core.i18n import N_, _
 
 from .i18n import resolve_lang
+from .screen_cache import NextStep
 from .state import STEPS, Detection, WizardState, preferred_available, screen_class
 
 
@@ -77,6 +78,7 @@ class QatApp(App):
         self._detect_started = False
         self.run_screen: Any = None  # the RunScreen of the current/last run
         self.closing = False  # set when the app exits: the pipeline thread stops delivering events
+        self.next_step = NextStep(self)  # the next step's screen, built while the user reads this one
 
     # -------------------------------------------------------------- the shared state, for callers
     @property
@@ -93,6 +95,7 @@ class QatApp(App):
 
     # ------------------------------------------------------------------------------------ start
     def on_mount(self) -> None:
+        self.next_step.watch()
         self.push_screen(screen_class(0)())
         self.apply_ui_keymap(self.values.get("ui", {}).get("keymap") or {})
         if self._attach or self._resume:
@@ -111,7 +114,7 @@ class QatApp(App):
     # ----------------------------------------------------------------------------- navigation
     def on_go_next(self, message: M.GoNext) -> None:
         if message.step + 1 < len(STEPS):
-            self.push_screen(screen_class(message.step + 1)())
+            self.push_screen(self.next_step.take(message.step + 1))
 
     def on_go_back(self, message: M.GoBack) -> None:
         if message.step > 0:
@@ -285,6 +288,7 @@ class QatApp(App):
                 if inspect.isawaitable(result):
                     await result
         self.refresh_bindings()
+        self.next_step.rebuild()  # the one built ahead shows the old language
         self.notify(_("Language: English (F2 or the palette's Language switches)"), timeout=3)
 
     def _next_lang(self) -> str:

@@ -14,6 +14,7 @@ from typing import Any, Dict, Iterable, List, Optional
 
 from rich.cells import cell_len
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
@@ -148,6 +149,15 @@ class WizardStep(HelpfulScreen):
 
     def compose_form(self) -> Iterable[Widget]:
         return []
+
+    styled_ahead = False
+    """Built ahead, hidden, and styled then (:mod:`qat_tui.screen_cache`): its first showing skips
+    Textual's restyling of every widget (a third of a step forward's time)."""
+
+    def _on_screen_resume(self, event: events.ScreenResume) -> None:  # before Textual's own handler
+        if self.styled_ahead:
+            self.styled_ahead = False
+            event.refresh_styles = False
 
     def heading_text(self) -> Text:
         """``Step n of N - heading`` and the help key, in the wizard's language."""

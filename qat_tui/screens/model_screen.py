@@ -102,8 +102,14 @@ class ModelScreen(WizardStep):
             return
         self.app.call_from_thread(self._show_archs, archs)
 
+    @property
+    def leaving(self) -> bool:
+        """The screen is being removed (left, or built ahead and dropped, qat_tui.screen_cache): its
+        widgets go first, so what a worker sends now is dropped."""
+        return not self.is_attached or self._pruning or self._closing
+
     def _show_archs(self, archs: Dict[str, str]) -> None:
-        if not self.is_attached:
+        if self.leaving:
             return
         f = self.get_field("model", "arch")
         current = f.raw()
@@ -151,7 +157,7 @@ class ModelScreen(WizardStep):
         self.app.call_from_thread(self._show_report, text, problem, values)
 
     def _show_report(self, text: Text, problem: Optional[str], values: Dict[str, Dict[str, Any]]) -> None:
-        if self.is_attached and values == self._current():  # a report of values since changed is dropped
+        if not self.leaving and values == self._current():  # a report of values since changed is dropped
             self.problem = problem
             self.query_one("#model-report", Static).update(text)
 
@@ -161,6 +167,8 @@ class ModelScreen(WizardStep):
         return None
 
     def on_setting_field_changed(self, event: SettingField.Changed) -> None:
+        if self.leaving:
+            return
         if event.field.key == "arch" and self.archs:
             event.field.set_help(self.arch_help(len(self.archs), self.archs.get(event.field.raw(), "")))
         self.refresh_report()
