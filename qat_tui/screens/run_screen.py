@@ -18,11 +18,10 @@ toolchain's logs, as written). Everything shown is drawn again in the new langua
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 import time
 import traceback
-from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+from typing import Any, Callable, List, Optional, Tuple, Union
 
 from rich.padding import Padding
 from rich.text import Text
@@ -190,13 +189,6 @@ class RunScreen(HelpfulScreen):
         self.refresh_stages_line()
         self._setup_chart()
         self.start()
-
-    @property
-    def active_bindings(self) -> Dict[str, Any]:  # type: ignore[override]
-        """The footer's keys, their descriptions in the current language (they are marked, N_)."""
-        found = super().active_bindings
-        return {key: active._replace(binding=dataclasses.replace(active.binding, description=_(active.binding.description)))
-                for key, active in found.items()}
 
     def lang_changed(self, lang: str) -> None:
         """The app switched the language (F2, the palette): draw everything shown again in it."""
