@@ -23,17 +23,24 @@ from dataclasses import dataclass
 from typing import Any, Callable, List, Optional, Tuple
 
 from .errors import DataError
+from .i18n import N_, _
 from .image_transforms import CIFAR10_CLASSES, build_transform, resolve_mean_std
 
-LAYOUT_HELP = (
+LAYOUT_HELP = N_(
     "Expected one of two layouts under the data folder:\n"
     "  cifar-python: <root>/cifar-10-batches-py/{data_batch_1..5,test_batch,batches.meta} (torchvision's CIFAR10)\n"
     "  imagefolder:  <root>/train/<class>/*.png|jpg and <root>/val/<class>/... (or test/ instead of val/)"
 )
-MISSING_HINT = (
+"""Translate where shown: ``_(LAYOUT_HELP)``."""
+MISSING_HINT = N_(
     "put your images there as train/<class>/ and val/<class>/ folders, or CIFAR-10 in either layout "
     "(python ../shared/data/make_cifar10.py DEST builds both; --download fetches CIFAR-10 on a machine that is online)"
 )
+"""Translate where shown: ``_(MISSING_HINT)``."""
+
+_NORMALIZATION_WHY = (N_("[data] mean/std"), N_("ImageNet's (torchvision weights)"), N_("CIFAR-10's"), N_("ImageNet's"))
+"""The reasons :func:`core.image_transforms.resolve_mean_std` gives (that module imports nothing of
+qat-tui: it is embedded in exported scripts), marked here and translated where shown."""
 
 _CIFAR_FILES = ["data_batch_%d" % i for i in range(1, 6)] + ["test_batch", "batches.meta"]
 
@@ -81,7 +88,8 @@ def detect_layout(root: str, layout: str = "auto") -> DataLayout:
     """
     root = os.path.abspath(os.path.expanduser(root))
     if not os.path.isdir(root):
-        raise DataError("data folder %s does not exist.\n%s" % (root, LAYOUT_HELP), hint=MISSING_HINT)
+        raise DataError(_("data folder {path} does not exist.").format(path=root) + "\n" + _(LAYOUT_HELP),
+                        hint=_(MISSING_HINT))
     if layout in ("auto", "cifar-python"):
         cp = _cifar_python_root(root)
         if cp is not None:
@@ -89,20 +97,20 @@ def detect_layout(root: str, layout: str = "auto") -> DataLayout:
             missing = [f for f in _CIFAR_FILES if not os.path.isfile(os.path.join(folder, f))]
             if missing:
                 raise DataError(
-                    "%s is incomplete: %s missing" % (folder, ", ".join(missing)),
-                    hint="rebuild it (make_cifar10.py DEST --format cifar-python) or use --download",
+                    _("{folder} is incomplete: {files} missing").format(folder=folder, files=", ".join(missing)),
+                    hint=_("rebuild it (make_cifar10.py DEST --format cifar-python) or use --download"),
                 )
             return DataLayout("cifar-python", cp)
     if layout in ("auto", "imagefolder"):
         found = _imagefolder_root(root)
         if found is not None:
             return DataLayout("imagefolder", found[0], test_dir=found[1])
-    wanted = "either layout" if layout == "auto" else "the %s layout" % layout
+    wanted = _("either layout") if layout == "auto" else _("the {layout} layout").format(layout=layout)
     present = sorted(os.listdir(root))[:8]
     raise DataError(
-        "no data in %s found in %s (it holds: %s).\n%s"
-        % (wanted, root, ", ".join(present) if present else "nothing", LAYOUT_HELP),
-        hint=MISSING_HINT,
+        _("no data in {wanted} found in {path} (it holds: {present}).").format(
+            wanted=wanted, path=root, present=", ".join(present) if present else _("nothing")) + "\n" + _(LAYOUT_HELP),
+        hint=_(MISSING_HINT),
     )
 
 
@@ -127,8 +135,9 @@ class CifarBatches:
             arr = np.asarray(entry.get("data"))
             if arr.ndim != 2 or arr.shape[1] != 3072 or arr.dtype != np.uint8:
                 raise DataError(
-                    "%s does not hold 32x32x3 images (data of shape %s, %s)" % (os.path.join(folder, name), arr.shape, arr.dtype),
-                    hint="rebuild it with make_cifar10.py DEST --format cifar-python, or download CIFAR-10 again",
+                    _("{path} does not hold 32x32x3 images (data of shape {shape}, {dtype})").format(
+                        path=os.path.join(folder, name), shape=arr.shape, dtype=arr.dtype),
+                    hint=_("rebuild it with make_cifar10.py DEST --format cifar-python, or download CIFAR-10 again"),
                 )
             data.append(arr)
             labels.extend(int(v) for v in entry.get("labels", entry.get("fine_labels", [])))
@@ -138,8 +147,9 @@ class CifarBatches:
         self.classes = [str(c) for c in meta.get("label_names", CIFAR10_CLASSES)]
         self.transform = transform
         if len(self.targets) != len(self.data):
-            raise DataError("%s: %d labels for %d images" % (folder, len(self.targets), len(self.data)),
-                            hint="rebuild the folder with make_cifar10.py, or download CIFAR-10 again")
+            raise DataError(_("{folder}: {labels} labels for {images} images").format(
+                folder=folder, labels=len(self.targets), images=len(self.data)),
+                hint=_("rebuild the folder with make_cifar10.py, or download CIFAR-10 again"))
 
     def __len__(self) -> int:
         return len(self.data)
@@ -160,17 +170,18 @@ def _read_batch(path: str) -> Any:
         entry = load_pickled_arrays(path)
     except UnsafeFileError as e:
         raise DataError(
-            "%s was refused without loading it: %s" % (path, e),
-            hint="a CIFAR-10 batch holds only arrays and lists; rebuild it (make_cifar10.py) or download it again",
+            _("{path} was refused without loading it: {reason}").format(path=path, reason=e),
+            hint=_("a CIFAR-10 batch holds only arrays and lists; rebuild it (make_cifar10.py) or download it again"),
         ) from None
     except (pickle.UnpicklingError, EOFError, ValueError, OSError, ImportError) as e:
         raise DataError(
-            "%s is damaged or not a CIFAR-10 batch (%s: %s)" % (path, type(e).__name__, e),
-            hint="rebuild it with make_cifar10.py DEST --format cifar-python, or download CIFAR-10 again",
+            _("{path} is damaged or not a CIFAR-10 batch ({error}: {detail})").format(
+                path=path, error=type(e).__name__, detail=e),
+            hint=_("rebuild it with make_cifar10.py DEST --format cifar-python, or download CIFAR-10 again"),
         ) from None
     if not isinstance(entry, dict):
-        raise DataError("%s is not a CIFAR-10 batch (it holds a %s)" % (path, type(entry).__name__),
-                        hint="rebuild it with make_cifar10.py DEST --format cifar-python")
+        raise DataError(_("{path} is not a CIFAR-10 batch (it holds a {type})").format(path=path, type=type(entry).__name__),
+                        hint=_("rebuild it with make_cifar10.py DEST --format cifar-python"))
     return {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in entry.items()}
 
 
@@ -186,8 +197,8 @@ class BadImageError(DataError):
             lines = [ln for ln in msg.strip().splitlines() if "BadImageError: " in ln]
             if lines:
                 msg = lines[-1].split("BadImageError: ", 1)[1]
-        super().__init__(msg, hint or "replace or delete that file (a truncated download or a copy cut short), or set "
-                         "[data] skip_bad_images = true to leave unreadable images out", title)
+        super().__init__(msg, hint or _("replace or delete that file (a truncated download or a copy cut short), or set "
+                                        "[data] skip_bad_images = true to leave unreadable images out"), title)
 
 
 def load_image(path: str) -> Any:
@@ -203,7 +214,8 @@ def load_image(path: str) -> Any:
         with open(path, "rb") as f:
             return Image.open(f).convert("RGB")
     except Exception as e:
-        raise BadImageError("cannot read image %s: %s: %s" % (path, type(e).__name__, e)) from None
+        raise BadImageError(_("cannot read image {path}: {error}: {detail}").format(
+            path=path, error=type(e).__name__, detail=e)) from None
 
 
 def class_mismatch(a: List[str], b: List[str], a_name: str, b_name: str, root: str) -> str:
@@ -212,26 +224,26 @@ def class_mismatch(a: List[str], b: List[str], a_name: str, b_name: str, root: s
     only_b = [c for c in b if c not in a]
     parts = []
     if only_a:
-        parts.append("only in %s/: %s" % (a_name, ", ".join(only_a)))
+        parts.append(_("only in {split}/: {names}").format(split=a_name, names=", ".join(only_a)))
     if only_b:
-        parts.append("only in %s/: %s" % (b_name, ", ".join(only_b)))
+        parts.append(_("only in {split}/: {names}").format(split=b_name, names=", ".join(only_b)))
     if not parts:
-        parts.append("the same names in another order")
-    return "class folders differ between %s/ (%d) and %s/ (%d) in %s: %s" % (
-        a_name, len(a), b_name, len(b), root, "; ".join(parts))
+        parts.append(_("the same names in another order"))
+    return _("class folders differ between {a}/ ({na}) and {b}/ ({nb}) in {root}: {parts}").format(
+        a=a_name, na=len(a), b=b_name, nb=len(b), root=root, parts="; ".join(parts))
 
 
 def _download(root: str, warn: Callable[[str], None]) -> None:
     from torchvision.datasets import CIFAR10
 
-    warn("downloading CIFAR-10 into %s with torchvision (about 170 MB)" % root)
+    warn(_("downloading CIFAR-10 into {path} with torchvision (about 170 MB)").format(path=root))
     try:
         os.makedirs(root, exist_ok=True)
         CIFAR10(root, train=True, download=True)
     except Exception as e:
         raise DataError(
-            "download of CIFAR-10 into %s failed: %s" % (root, e),
-            hint="this machine may be offline; copy the data in either layout instead.\n" + LAYOUT_HELP,
+            _("download of CIFAR-10 into {path} failed: {reason}").format(path=root, reason=e),
+            hint=_("this machine may be offline; copy the data in either layout instead.") + "\n" + _(LAYOUT_HELP),
         ) from None
 
 
@@ -261,7 +273,7 @@ def class_names(root: str, layout: str = "auto") -> List[str]:
     train = os.path.join(found.root, "train")
     names = sorted(e.name for e in os.scandir(train) if e.is_dir())
     if not names:
-        raise DataError("%s has no class folders" % train, hint="put each class's images in train/<class name>/")
+        raise DataError(_("{path} has no class folders").format(path=train), hint=_("put each class's images in train/<class name>/"))
     return names
 
 
@@ -280,8 +292,8 @@ def _scan_bad_images(ds: Any, warn: Callable[[str], None], split: str) -> None:
     if bad:
         ds.samples = ds.imgs = good
         ds.targets = [label for _p, label in good]
-        warn("skipped %d unreadable image(s) of %s/ ([data] skip_bad_images): %s%s" % (
-            len(bad), split, ", ".join(bad[:3]), " ..." if len(bad) > 3 else ""))
+        warn(_("skipped {n} unreadable image(s) of {split}/ ([data] skip_bad_images): {files}").format(
+            n=len(bad), split=split, files=", ".join(bad[:3]) + (" ..." if len(bad) > 3 else "")))
 
 
 SMALL_IMAGE = 64
@@ -369,9 +381,9 @@ class DataBundle:
 
             mean, std, why = resolve_mean_std(data.mean, data.std, self.classes, named_weights)
             normalize = T.Normalize(mean, std)
-            self.normalization = "Normalize(mean=%s, std=%s): %s" % (list(mean), list(std), why)
+            self.normalization = "Normalize(mean=%s, std=%s): %s" % (list(mean), list(std), _(why))
         else:
-            self.normalization = "the backend's %r" % normalize
+            self.normalization = _("the backend's {transform}").format(transform=repr(normalize))
         size = int(data.image_size)
         train_tf = build_transform(True, data.augment, size, normalize)
         eval_tf = build_transform(False, "none", size, normalize)
@@ -389,10 +401,11 @@ class DataBundle:
                 self.train_plain = ImageFolder(os.path.join(found.root, "train"), transform=eval_tf, loader=load_image)
                 self.test_full = ImageFolder(os.path.join(found.root, test_dir), transform=eval_tf, loader=load_image)
             except (FileNotFoundError, RuntimeError) as e:
-                raise DataError("cannot read image folders in %s: %s" % (found.root, e), hint=LAYOUT_HELP) from None
+                raise DataError(_("cannot read image folders in {path}: {reason}").format(path=found.root, reason=e),
+                                hint=_(LAYOUT_HELP)) from None
             if self.train_full.classes != self.test_full.classes:
                 raise DataError(class_mismatch(self.train_full.classes, self.test_full.classes, "train", test_dir, found.root),
-                                hint="both splits need the same class sub-folders: add or remove those folders")
+                                hint=_("both splits need the same class sub-folders: add or remove those folders"))
             self.classes = list(self.train_full.classes)
             if data.skip_bad_images:
                 for ds, split in ((self.train_full, "train"), (self.test_full, test_dir)):
@@ -401,9 +414,10 @@ class DataBundle:
                 self.train_plain.targets = list(self.train_full.targets)
         if num_classes is not None and len(self.classes) != num_classes:
             raise DataError(
-                "the data has %d classes (%s) but [model] num_classes = %d" % (
-                    len(self.classes), ", ".join(self.classes[:10]) + (" ..." if len(self.classes) > 10 else ""), num_classes),
-                hint="set [model] num_classes = %d, or leave it unset to take it from the data" % len(self.classes),
+                _("the data has {n} classes ({names}) but [model] num_classes = {num_classes}").format(
+                    n=len(self.classes), names=", ".join(self.classes[:10]) + (" ..." if len(self.classes) > 10 else ""),
+                    num_classes=num_classes),
+                hint=_("set [model] num_classes = {n}, or leave it unset to take it from the data").format(n=len(self.classes)),
             )
         self.num_classes = len(self.classes)
         self.num_workers = data.num_workers if data.num_workers != "auto" else auto_num_workers(
@@ -466,14 +480,16 @@ class DataBundle:
             return None
 
     def describe(self) -> str:
-        return "%s in %s: %d train images (of %d), %d test images (of %d), %d classes, %dx%d input; %s" % (
-            self.layout.layout,
-            self.layout.root,
-            len(self.train),
-            len(self.train_full),
-            len(self.test),
-            len(self.test_full),
-            len(self.classes),
-            self.settings.image_size, self.settings.image_size,
-            "loading in the training process" if self.num_workers == 0 else "%d loader processes" % self.num_workers,
+        return _("{layout} in {root}: {train} train images (of {train_all}), {test} test images (of {test_all}), "
+                 "{classes} classes, {size}x{size} input; {loading}").format(
+            layout=self.layout.layout,
+            root=self.layout.root,
+            train=len(self.train),
+            train_all=len(self.train_full),
+            test=len(self.test),
+            test_all=len(self.test_full),
+            classes=len(self.classes),
+            size=self.settings.image_size,
+            loading=_("loading in the training process") if self.num_workers == 0
+            else _("{n} loader processes").format(n=self.num_workers),
         ) + "; " + self.normalization

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional
 
 from .errors import CheckpointError
+from .i18n import N_, _
 
 REPORT_JSON = "debug_report.json"
 REPORT_HTML = "debug_report.html"
@@ -90,9 +91,10 @@ def _needs(settings: Any) -> None:
             path = os.path.join(settings.run_path(), name)
             if not os.path.exists(path):
                 raise CheckpointError(
-                    "debug compares the float model with the quantized one and needs %s, which is not in %s"
-                    % (name, settings.run_path()),
-                    hint="run the %s stage first (qat-tui run --config FILE --stage %s)" % (producer, producer),
+                    _("debug compares the float model with the quantized one and needs {file}, which is not in {folder}").format(
+                        file=name, folder=settings.run_path()),
+                    hint=_("run the {stage} stage first ({command})").format(
+                        stage=producer, command="qat-tui run --config FILE --stage %s" % producer),
                 )
         check_inputs(settings, stage)
     from .pipeline import Pipeline
@@ -101,9 +103,10 @@ def _needs(settings: Any) -> None:
     for item in Pipeline(settings).plan():
         if item.stage in used and item.action == "run":
             raise CheckpointError(
-                "debug needs the %s stage's result for these settings, but it would run again: %s" % (item.stage, item.reason),
-                hint="run the stages first (qat-tui run --config %s), then debug"
-                % os.path.join(settings.run_path(), "settings.toml"),
+                _("debug needs the {stage} stage's result for these settings, but it would run again: {reason}").format(
+                    stage=item.stage, reason=item.reason),
+                hint=_("run the stages first ({command}), then debug").format(
+                    command="qat-tui run --config %s" % os.path.join(settings.run_path(), "settings.toml")),
             )
 
 
@@ -144,21 +147,21 @@ def run_debug(settings: Any, log: Callable[[str], None] = lambda _m: None, backe
     ctx.backend.set_fake_quant_state(prepared, FakeQuantState.VALIDATION)
 
     images = _batches(ctx.data.debug_loader(cfg.images), loop)
-    log("comparing every quantized layer's output on %d test images: float model vs the %s model"
-        % (sum(b.shape[0] for b in images), source))
+    log(_("comparing every quantized layer's output on {n} test images: float model vs the {stage} model").format(
+        n=sum(b.shape[0] for b in images), stage=source))
     comparisons = ctx.backend.compare_layers(float_model, prepared, source, settings.qconfig, images)
     loop.check_cancel()
     layers = _rank([c.to_dict() for c in comparisons])
 
     eval_loader = ctx.data.debug_loader(cfg.eval_images, salt=5)
-    log("float vs %s top-1 and per-class accuracy on %d test images" % (source, len(eval_loader.dataset)))
+    log(_("float vs {stage} top-1 and per-class accuracy on {n} test images").format(stage=source, n=len(eval_loader.dataset)))
     classes = list(ctx.data.classes)
     base = _predict(float_model, prepared, eval_loader, len(classes), loop)
     for layer in sorted(layers, key=lambda r: r["rank"])[: cfg.sensitivity_layers]:
         with ctx.backend.layers_in_float(prepared, [layer["name"]]):
             top1 = _top1(prepared, eval_loader, loop)
         layer["top1_gained"] = round(top1 - base["top1_q"], 2)
-        log("  %s in float: top-1 %.2f%% (%+.2f)" % (layer["name"], top1, layer["top1_gained"]))
+        log(_("  {layer} in float: top-1 {top1:.2f}% ({gained:+.2f})").format(layer=layer["name"], top1=top1, gained=layer["top1_gained"]))
 
     report = DebugReport(
         run_dir=settings.run_path(), source=source, backend=settings.run.backend,
@@ -263,20 +266,20 @@ def reasons(layer: Dict[str, Any], starts_here: bool = False) -> List[str]:
     if layer.get("scale") is not None and layer["clipped"] > CLIPPED_FRACTION:
         lo = (0 - (layer["zero_point"] or 0)) * layer["scale"]
         hi = lo + (layer["levels"] - 1) * layer["scale"]
-        out.append("output range clipped: %.1f%% of the float outputs fall outside [%.3g, %.3g]"
-                   % (100 * layer["clipped"], lo, hi))
+        out.append(_("output range clipped: {share} of the float outputs fall outside [{lo:.3g}, {hi:.3g}]").format(
+            share="%.1f%%" % (100 * layer["clipped"]), lo=lo, hi=hi))
     if layer.get("levels_used") is not None and layer["levels_used"] <= FEW_LEVELS:
-        out.append("a few large values set the scale: 99.9%% of the outputs use %d of %d levels (range %.3g..%.3g)"
-                   % (layer["levels_used"], layer["levels"], layer["float_min"], layer["float_max"]))
+        out.append(_("a few large values set the scale: {share} of the outputs use {used} of {levels} levels (range {lo:.3g}..{hi:.3g})").format(
+            share="99.9%", used=layer["levels_used"], levels=layer["levels"], lo=layer["float_min"], hi=layer["float_max"]))
     if layer.get("weight_outliers") is not None and layer["weight_outliers"] > WEIGHT_OUTLIER_RATIO:
-        out.append("weights with outliers: a channel's largest weight is %.0fx its mean" % layer["weight_outliers"])
+        out.append(_("weights with outliers: a channel's largest weight is {ratio:.0f}x its mean").format(ratio=layer["weight_outliers"]))
     if starts_here:
-        out.append("accumulated error starts here")
+        out.append(_("accumulated error starts here"))
     own = layer["same_input"].get("sqnr_db")
     if not out and own is not None and own < 20:
-        out.append("its own 8-bit error is large (same-input SQNR %.1f dB)" % own)
+        out.append(_("its own 8-bit error is large (same-input SQNR {sqnr:.1f} dB)").format(sqnr=own))
     elif not out and own is None and layer.get("sqnr_drop_db", 0.0) >= ACCUMULATED_DROP_DB:
-        out.append("the accumulated SQNR falls by %.1f dB here" % layer["sqnr_drop_db"])
+        out.append(_("the accumulated SQNR falls by {drop:.1f} dB here").format(drop=layer["sqnr_drop_db"]))
     return out
 
 
@@ -293,8 +296,8 @@ def with_float_layers(settings: Any, names: List[str], key: str = "float_layers"
     return S.validate(data)
 
 
-FIX_WORDS = {"float_layers": "in float", "int16_layers": "in int16"}
-"""How the fix keeps a layer, for messages ("keep mid in int16")."""
+FIX_WORDS = {"float_layers": N_("in float"), "int16_layers": N_("in int16")}
+"""How the fix keeps a layer, for messages ("keep mid in int16"); translate where shown: ``_(FIX_WORDS[key])``."""
 
 
 BEFORE_FIX = "before_fix.json"

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import List
 
 from .errors import DeviceError
+from .i18n import _
 
 
 @dataclass
@@ -29,14 +30,14 @@ def available_devices() -> List[DeviceInfo]:
     import torch
 
     cores = os.cpu_count() or 1
-    out = [DeviceInfo("cpu", "CPU (%d cores, torch uses %d threads)" % (cores, torch.get_num_threads()))]
+    out = [DeviceInfo("cpu", _("CPU ({cores} cores, torch uses {threads} threads)").format(cores=cores, threads=torch.get_num_threads()))]
     if torch.cuda.is_available():
         for i in range(torch.cuda.device_count()):
             props = torch.cuda.get_device_properties(i)
             out.append(DeviceInfo("cuda:%d" % i, "GPU %d: %s, %.0f GiB" % (i, props.name, props.total_memory / 2**30)))
     mps = getattr(getattr(torch, "backends", None), "mps", None)
     if mps is not None and mps.is_available():
-        out.append(DeviceInfo("mps", "Apple GPU (MPS)"))
+        out.append(DeviceInfo("mps", _("Apple GPU (MPS)")))
     return out
 
 
@@ -58,6 +59,6 @@ def resolve_device(spec: str) -> str:
     if spec in names:
         return spec
     raise DeviceError(
-        "device %r does not exist on this machine" % spec,
-        hint="use one of: %s (or 'auto')" % ", ".join(names),
+        _("device {device} does not exist on this machine").format(device=repr(spec)),
+        hint=_("use one of: {devices} (or 'auto')").format(devices=", ".join(names)),
     )

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, Optional, Tuple
 
 from .errors import Cancelled
+from .i18n import _
 from .events import BatchProgress, Emit
 
 PROGRESS_INTERVAL = 0.25
@@ -105,7 +106,8 @@ def train_one_epoch(
         loss_value = float(loss.detach())
         if not math.isfinite(loss_value):
             raise FloatingPointError(
-                "%s epoch %d batch %d: the loss is %s" % (ctx.stage, epoch, i + 1, loss_value)
+                _("{stage} epoch {epoch} batch {batch}: the loss is {loss}").format(
+                    stage=ctx.stage, epoch=epoch, batch=i + 1, loss=loss_value)
             )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from typing import Optional
 
+from .i18n import N_, _
+
 
 class QatError(Exception):
     """Base error: what went wrong and what to do.
@@ -19,14 +21,14 @@ class QatError(Exception):
         title: the area that failed, shown as the heading of the message.
     """
 
-    title = "Error"
+    title = N_("Error")
 
     def __init__(self, msg: str, hint: Optional[str] = None, title: Optional[str] = None) -> None:
         super().__init__(msg)
         self.msg = msg
         self.hint = hint
-        if title is not None:
-            self.title = title
+        # the class's title is an N_() constant: translated now, into the language of the message
+        self.title = _(title if title is not None else type(self).title)
 
     def __str__(self) -> str:
         return self.msg if not self.hint else "%s\n  -> %s" % (self.msg, self.hint)
@@ -38,7 +40,7 @@ class QatError(Exception):
 class SettingsError(QatError):
     """A settings file or value is invalid (unknown key, bad value, unreadable TOML)."""
 
-    title = "Settings"
+    title = N_("Settings")
 
 
 class ModelError(SettingsError):
@@ -46,7 +48,7 @@ class ModelError(SettingsError):
     imported, raises or returns no nn.Module, an output that is not ``(N, num_classes)``, weights that
     are not on this machine. A settings error (exit code 2): the fix is in the settings or the model file."""
 
-    title = "Model"
+    title = N_("Model")
 
 
 class DataError(QatError):
@@ -54,7 +56,7 @@ class DataError(QatError):
     train and val or with ``[model] num_classes``. A bad-input error (exit code 2): the fix is in the
     data or the settings that point at it."""
 
-    title = "Data"
+    title = N_("Data")
 
 
 def is_input_error(error: BaseException) -> bool:
@@ -66,13 +68,13 @@ def is_input_error(error: BaseException) -> bool:
 class DeviceError(QatError):
     """The requested device does not exist on this machine."""
 
-    title = "Device"
+    title = N_("Device")
 
 
 class CheckpointError(QatError):
     """A checkpoint a stage needs is missing, damaged, or from another model/backend."""
 
-    title = "Checkpoint"
+    title = N_("Checkpoint")
 
 
 class DiskFullError(QatError):
@@ -86,15 +88,16 @@ class DiskFullError(QatError):
         free: bytes free there after the failure (-1 when unknown).
     """
 
-    title = "Disk full"
+    title = N_("Disk full")
 
     def __init__(self, path: str, device: str = "", folder: str = "", free: int = -1) -> None:
         where = "%s (%s)" % (device, folder) if device and device != folder else (folder or path)
-        mb = "%.1f MB free" % (free / 1e6) if free >= 0 else "free space unknown"
+        mb = _("{mb:.1f} MB free").format(mb=free / 1e6) if free >= 0 else _("free space unknown")
         super().__init__(
-            "no space left on %s, %s: writing %s failed; the last good checkpoint is kept" % (where, mb, os.path.basename(path)),
-            hint="free some space there (or choose a run folder on another disk), then run the same command "
-            "again: finished stages and epochs are kept",
+            _("no space left on {where}, {free}: writing {file} failed; the last good checkpoint is kept").format(
+                where=where, free=mb, file=os.path.basename(path)),
+            hint=_("free some space there (or choose a run folder on another disk), then run the same command "
+                   "again: finished stages and epochs are kept"),
         )
         self.path, self.device, self.folder, self.free = path, device, folder, free
 
@@ -102,19 +105,19 @@ class DiskFullError(QatError):
 class BackendError(QatError):
     """The quantization backend is not installed or failed."""
 
-    title = "Backend"
+    title = N_("Backend")
 
 
 class StageError(QatError):
     """A stage failed for a reason the user can act on."""
 
-    title = "Stage"
+    title = N_("Stage")
 
 
 class RunLockedError(QatError):
     """Another process is already writing this run directory."""
 
-    title = "Run directory"
+    title = N_("Run directory")
 
 
 class Cancelled(Exception):

@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional
 
+from .i18n import _
+
 EVENT_VERSION = 1
 
 
@@ -226,9 +228,9 @@ def from_dict(d: Dict[str, Any]) -> Event:
         ValueError: unknown type, or a format version newer than this code understands.
     """
     if int(d.get("v", 0)) > EVENT_VERSION:
-        raise ValueError("event format v%s is newer than this qat-tui (v%d)" % (d.get("v"), EVENT_VERSION))
+        raise ValueError(_("event format v{found} is newer than this qat-tui (v{known})").format(found=d.get("v"), known=EVENT_VERSION))
     cls = EVENT_TYPES.get(d.get("type", ""))
     if cls is None:
-        raise ValueError("unknown event type %r" % d.get("type"))
+        raise ValueError(_("unknown event type {type}").format(type=repr(d.get("type"))))
     names = {f.name for f in dataclasses.fields(cls)}
     return cls(**{k: v for k, v in d.items() if k in names})

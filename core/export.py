@@ -6,6 +6,12 @@ The script uses the chosen backend's API directly - each backend brings its temp
 Values from the settings enter the script only as Python literals (``pprint.pformat`` of plain data:
 ``repr`` of every string), so a path with quotes, spaces, newlines or Chinese characters can neither
 break the script nor inject code. The generated text is compiled before it is written.
+
+The scripts' comments and docstrings are in the current language (core/i18n.py): a template holds
+markers, ``# {{#key}}`` for a comment and a docstring that holds only ``{{#key}}``, and the English text of
+each key is an ``N_()`` string of :data:`COMMENTS` (the shared part) or of its backend's spec
+(``template_comments``); :func:`render_comments` puts in the translation, wrapped to the line width
+with the marker's indentation. The code itself is the same in every language.
 """
 from __future__ import annotations
 
@@ -13,8 +19,11 @@ import os
 import pprint
 import re
 import stat
-from typing import Optional, Tuple
+import textwrap
+import unicodedata
+from typing import Dict, List, Mapping, Optional, Tuple
 
+from .i18n import N_, _
 from .errors import QatError
 from .io import atomic_write_text
 from .model_build import is_weights_name
@@ -30,6 +39,97 @@ FRAGMENTS = {
 }
 """Source inserted into every template: the loaders that never run code from a file, and what both
 scripts share (CIFAR batches, the run-folder guard, data layouts, transforms, model building)."""
+
+COMMENTS: Dict[str, str] = {
+    'common.guard_run_dir': N_('Never write over a qat-tui run folder: its state.json records the checksum of every file its stages wrote, and this script would replace them behind its back.'),
+    'common.load_state': N_('A state_dict saved by this script, loaded without running code from the file (load_tensors).'),
+    'common.cifar_batches': N_("cifar-10-batches-py as torchvision's CIFAR10 reads it, unpickled with load_pickled_arrays (arrays and lists only: a crafted batch cannot run code) and without the md5 check (batches rebuilt from images have other checksums; their shape is checked instead)."),
+    'common.load_image': N_("ImageFolder's loader, naming the file when it cannot be read (a truncated JPEG)."),
+    'common.fail': N_("Stop with qat-tui's message for a ModelBuildError (what was wrong, then what to do)."),
+    'common.find_layout': N_("('cifar-python', parent of cifar-10-batches-py, None) or ('imagefolder', folder, val/test dir name)."),
+    'common.subset': N_('A seeded random subset of n images (all when n is None), as qat-tui draws it.'),
+    'common.drop_bad_images': N_('[data] skip_bad_images: leave out the images PIL cannot decode, and say how many.'),
+    'common.data': N_("The run's images as qat-tui reads them: the same layouts, classes, transforms and subsets.\n\nnormalize: the backend's own input transform after ToTensor (None: Normalize with [data] mean/std, or the defaults qat-tui picks - resolve_mean_std)."),
+    'common.example': N_('8 test images, float32 (8, 3, S, S) with S = [data] image_size: the example input for tracing.'),
+    'common.new_float_model': N_('The float model qat-tui builds ([model] arch or builder, with kwargs), freshly initialised, with quant run on its input and dequant on its output (make_qat_ready).'),
+    'common.load_pretrained': N_("[model] pretrained (a state_dict file, or torchvision's named weights from the hub cache) into model: tensors whose name and shape fit; the others (another classifier) stay fresh, and are named."),
+    'common.settings': N_("Written by qat-tui from the wizard's choices. Edit here, or in qat-tui and export again."),
+}
+"""The comments of ``templates/script_common.py.txt`` (and the settings comment every template has), by
+marker key; a backend's own are its spec's ``template_comments``."""
+
+COMMENT_WIDTH = 104
+"""Terminal cells a rendered comment or docstring line may take (a CJK character takes two)."""
+
+_MARKER_LINE = re.compile(r'^([ \t]*)(# |""")\{\{#([A-Za-z0-9_.]+)\}\}(""")?[ \t]*$', re.M)
+
+
+def _cells(text: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def _wrap(text: str, width: int) -> List[str]:
+    """``text`` in lines of at most ``width`` cells: at spaces, and between CJK characters (which have
+    none); a word longer than the width stays whole."""
+    if _cells(text) == len(text):
+        return textwrap.wrap(text, width=width, break_long_words=False, break_on_hyphens=False) or [""]
+    tokens = re.findall(r"[\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef\u3000-\u303f]|[^\s\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef\u3000-\u303f]+|\s+",
+                        text)
+    lines: List[str] = []
+    line = ""
+    for tok in tokens:
+        if tok.isspace():
+            if line:
+                line += " "
+            continue
+        if line and _cells(line) + _cells(tok) > width:
+            lines.append(line.rstrip())
+            line = ""
+        line += tok
+    if line.strip():
+        lines.append(line.rstrip())
+    return lines or [""]
+
+
+def _docstring_lines(text: str, width: int) -> List[str]:
+    """The lines of a docstring's text: paragraphs (separated by a blank line) wrapped to ``width``; a
+    paragraph whose lines all start with four spaces (a command listing) kept as it is."""
+    out: List[str] = []
+    for i, para in enumerate(re.split(r"\n[ \t]*\n", text.strip("\n"))):
+        if i:
+            out.append("")
+        lines = para.split("\n")
+        if all(line.startswith("    ") for line in lines):
+            out.extend(lines)
+        else:
+            out.extend(_wrap(" ".join(line.strip() for line in lines), width))
+    return out
+
+
+def render_comments(template: str, comments: Mapping[str, str], width: int = COMMENT_WIDTH) -> str:
+    """``template`` with each comment marker (``# {{#key}}``) and docstring marker (``\"\"\"{{#key}}\"\"\"``)
+    replaced by ``comments[key]`` in the current language, wrapped to ``width`` cells with the marker's
+    indentation.
+
+    Raises:
+        QatError: a marker whose key ``comments`` does not hold (a template and its table disagree).
+    """
+    def replace(m: "re.Match[str]") -> str:
+        indent, kind, key = m.group(1), m.group(2), m.group(3)
+        if key not in comments:
+            raise QatError("template comment {{#%s}} has no text in the comment tables" % key, title="Export")
+        text = _(comments[key])
+        if kind == "# ":
+            return "\n".join(indent + "# " + line for line in _wrap(text, width - len(indent) - 2))
+        room = width - len(indent) - 3  # the opening quotes
+        lines = _docstring_lines(text, room)
+        lines[0] = '"""' + lines[0]
+        if _cells(lines[-1]) + 3 > room + (3 if len(lines) == 1 else 0):
+            lines.append("")  # the closing quotes on a line of their own
+        lines[-1] += '"""'
+        return "\n".join((indent + line) if line else "" for line in lines)
+
+    return _MARKER_LINE.sub(replace, template)
 
 
 def render_script(settings: Settings) -> str:
@@ -47,13 +147,13 @@ def render_script(settings: Settings) -> str:
         raise problem
     path = spec.template_path()
     if path is None:
-        raise QatError("the %s backend has no script template" % settings.run.backend,
-                       hint="run it with qat-tui run --config FILE instead", title="Export")
+        raise QatError(_("the %s backend has no script template") % settings.run.backend,
+                       hint=_("run it with qat-tui run --config FILE instead"), title="Export")
     name = os.path.basename(path)
     with open(path, "r", encoding="utf-8") as f:
         template = f.read()
     if template.count(MARKER) != 1:
-        raise QatError("template %s must hold %s exactly once" % (name, MARKER), title="Export")
+        raise QatError(_("template %s must hold %s exactly once") % (name, MARKER), title="Export")
     data = with_absolute_paths(settings).model_dump(mode="python")
     if data["data"]["num_workers"] == "auto":  # the scripts take a number: what qat-tui would use here
         from .data import resolve_num_workers
@@ -72,11 +172,12 @@ def render_script(settings: Settings) -> str:
             return f.read().strip("\n")
 
     template = re.sub(r"\{\{FILE:([A-Za-z0-9_]+\.py)\}\}", beside, template)
+    template = render_comments(template, dict(COMMENTS, **spec.template_comments))
     text = template.replace(MARKER, literal)
     try:
         compile(text, "<exported script>", "exec")
     except SyntaxError as e:  # pragma: no cover - guards the templates
-        raise QatError("the exported script does not compile: %s" % e, title="Export") from None
+        raise QatError(_("the exported script does not compile: %s") % e, title="Export") from None
     return text
 
 

@@ -21,6 +21,7 @@ import tempfile
 from typing import Any, Callable, Dict, Optional
 
 from .errors import CheckpointError, DiskFullError
+from .i18n import _
 from .safe_load import UnsafeFileError, load_tensors
 
 CHECKPOINT_FORMAT = "qat-tui-checkpoint"
@@ -191,25 +192,28 @@ def load_checkpoint(
     """
     own = made_by is not None
     if own:
-        fix = "delete it and run the %s stage again" % made_by
+        fix = _("delete it and run the {stage} stage again").format(stage=made_by)
     else:
-        fix = "point %s to a state_dict saved with torch.save(model.state_dict(), path)" % (setting or "the setting")
+        fix = _("point {setting} to a state_dict saved with torch.save(model.state_dict(), path)").format(
+            setting=setting or _("the setting"))
     if not os.path.exists(path):
         raise CheckpointError(
-            "%s is missing" % path,
-            hint=("run the %s stage first (it writes this file)" % made_by) if own else "check %s" % (setting or "the path"),
+            _("{path} is missing").format(path=path),
+            hint=_("run the {stage} stage first (it writes this file)").format(stage=made_by) if own
+            else _("check {setting}").format(setting=setting or _("the path")),
         )
     try:
         obj = torch_load(path, map_location=map_location)
     except UnsafeFileError as e:
         raise CheckpointError(
-            "%s was refused without loading it: %s. Loading it would run that code" % (path, e),
-            hint=("qat-tui never writes such a file: %s" % fix) if own else
-            "load it in your own code and save only the weights: torch.save(model.state_dict(), path)",
+            _("{path} was refused without loading it: {reason}. Loading it would run that code").format(path=path, reason=e),
+            hint=_("qat-tui never writes such a file: {fix}").format(fix=fix) if own else
+            _("load it in your own code and save only the weights: torch.save(model.state_dict(), path)"),
         ) from None
     except Exception as e:  # truncated zip, pickle errors
         raise CheckpointError(
-            "%s is damaged or not a checkpoint (%s: %s)" % (path, type(e).__name__, _first_sentence(str(e))),
+            _("{path} is damaged or not a checkpoint ({error}: {detail})").format(
+                path=path, error=type(e).__name__, detail=_first_sentence(str(e))),
             hint=fix,
         ) from None
     if isinstance(obj, dict) and obj.get("format") == CHECKPOINT_FORMAT:
@@ -219,15 +223,16 @@ def load_checkpoint(
         meta, state_dict = {}, obj
     else:
         raise CheckpointError(
-            "%s does not hold a state_dict (found %s)" % (path, type(obj).__name__),
-            hint="point to a file saved with torch.save(model.state_dict(), path)",
+            _("{path} does not hold a state_dict (found {type})").format(path=path, type=type(obj).__name__),
+            hint=_("point to a file saved with torch.save(model.state_dict(), path)"),
         )
     for key, want in (expect or {}).items():
         have = meta.get(key)
         if have is not None and have != want:
             raise CheckpointError(
-                "%s was made with %s=%r, but this run uses %s=%r" % (path, key, have, key, want),
-                hint="use a run directory made with the same %s, or rerun the %s stage" % (key, made_by),
+                _("{path} was made with {key}={have}, but this run uses {key}={want}").format(
+                    path=path, key=key, have=repr(have), want=repr(want)),
+                hint=_("use a run directory made with the same {key}, or rerun the {stage} stage").format(key=key, stage=made_by),
             )
     return {"meta": meta, "state_dict": state_dict}
 

@@ -10,6 +10,13 @@ import os
 import sys
 
 
+def _(message):
+    """``message`` in qat-tui's language (core.i18n) when this module runs inside qat-tui, as written
+    when an exported script runs it (this module imports nothing of qat-tui)."""
+    i18n = sys.modules.get(__package__ + ".i18n") if __package__ else None
+    return i18n._(message) if i18n is not None else message
+
+
 class ModelBuildError(Exception):
     """The model cannot be built as the settings ask; ``hint`` says what to change."""
 
@@ -38,8 +45,8 @@ def builder_kwargs(arch, builder, kwargs, width_mult):
     kw = dict(kwargs or {})
     if float(width_mult) != 1.0:
         if builder or arch != DEFAULT_ARCH:
-            raise ModelBuildError("[model] width_mult = %s applies to torchvision's mobilenet_v2 only" % width_mult,
-                                  hint="remove width_mult and pass the builder's own parameter in [model] kwargs")
+            raise ModelBuildError(_("[model] width_mult = {value} applies to torchvision's mobilenet_v2 only").format(value=width_mult),
+                                  hint=_("remove width_mult and pass the builder's own parameter in [model] kwargs"))
         kw.setdefault("width_mult", float(width_mult))
     return kw
 
@@ -73,8 +80,8 @@ def builtin_archs():
 def _file_builder(path, fn, base_dir):
     full = os.path.abspath(os.path.join(base_dir or os.getcwd(), os.path.expanduser(path)))
     if not os.path.isfile(full):
-        raise ModelBuildError("[model] builder: file %s does not exist" % full,
-                              hint="give the path of a .py file (relative to the folder qat-tui is started from), then ':' and the function name")
+        raise ModelBuildError(_("[model] builder: file {path} does not exist").format(path=full),
+                              hint=_("give the path of a .py file (relative to the folder qat-tui is started from), then ':' and the function name"))
     name = "qat_tui_user_model_" + "".join(c if c.isalnum() else "_" for c in os.path.splitext(os.path.basename(full))[0])
     spec = importlib.util.spec_from_file_location(name, full)
     module = importlib.util.module_from_spec(spec)
@@ -87,8 +94,9 @@ def _file_builder(path, fn, base_dir):
         spec.loader.exec_module(module)
     except Exception as e:
         sys.modules.pop(name, None)
-        raise ModelBuildError("[model] builder: importing %s failed: %s: %s%s" % (full, type(e).__name__, e, _where(e, full)),
-                              hint="fix the error in that file (run python %s to see it alone)" % full) from None
+        raise ModelBuildError(_("[model] builder: importing {path} failed: {error}: {detail}{where}").format(
+            path=full, error=type(e).__name__, detail=e, where=_where(e, full)),
+            hint=_("fix the error in that file (run python {path} to see it alone)").format(path=full)) from None
     finally:
         if added:
             sys.path.remove(folder)
@@ -99,7 +107,7 @@ def _where(exc, path):
     import traceback
 
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if os.path.abspath(f.filename) == path]
-    return " (line %d: %s)" % (frames[-1].lineno, (frames[-1].line or "").strip()) if frames else ""
+    return _(" (line {line}: {code})").format(line=frames[-1].lineno, code=(frames[-1].line or "").strip()) if frames else ""
 
 
 def load_builder(spec, base_dir=None):
@@ -115,22 +123,24 @@ def load_builder(spec, base_dir=None):
     """
     target, sep, fn = str(spec).rpartition(":")
     if not sep or not target or not fn.isidentifier():
-        raise ModelBuildError("[model] builder = %r is not 'package.module:function' or 'path/file.py:function'" % spec,
-                              hint="e.g. builder = \"models/net.py:build\" (build(num_classes, **kwargs) returns an nn.Module)")
+        raise ModelBuildError(_("[model] builder = {value} is not 'package.module:function' or 'path/file.py:function'").format(
+            value=repr(spec)),
+            hint=_("e.g. builder = \"models/net.py:build\" (build(num_classes, **kwargs) returns an nn.Module)"))
     if target.endswith(".py") or os.sep in target or "/" in target:
         module, where = _file_builder(target, fn, base_dir)
     else:
         try:
             module = importlib.import_module(target)
         except Exception as e:
-            raise ModelBuildError("[model] builder: cannot import module %s: %s: %s" % (target, type(e).__name__, e),
-                                  hint="install the package, add its folder to PYTHONPATH, or give the path of the .py file") from None
+            raise ModelBuildError(_("[model] builder: cannot import module {module}: {error}: {detail}").format(
+                module=target, error=type(e).__name__, detail=e),
+                hint=_("install the package, add its folder to PYTHONPATH, or give the path of the .py file")) from None
         where = getattr(module, "__file__", None) or target
     func = getattr(module, fn, None)
     if not callable(func):
         found = sorted(n for n, v in vars(module).items() if callable(v) and not n.startswith("_") and getattr(v, "__module__", "") == module.__name__)
-        raise ModelBuildError("[model] builder: %s has no function %r" % (where, fn),
-                              hint="functions and classes defined there: %s" % (", ".join(found) or "none"))
+        raise ModelBuildError(_("[model] builder: {where} has no function {name}").format(where=where, name=repr(fn)),
+                              hint=_("functions and classes defined there: {names}").format(names=", ".join(found) or _("none")))
     return func, "%s:%s" % (where, fn)
 
 
@@ -140,13 +150,13 @@ def _raised_hint(error):
     import traceback
 
     if isinstance(error, TypeError) and "argument" in str(error):
-        return "check [model] kwargs against that function's parameters: it is called as function(num_classes=N, **kwargs)"
+        return _("check [model] kwargs against that function's parameters: it is called as function(num_classes=N, **kwargs)")
     frames = traceback.extract_tb(error.__traceback__)
     if frames:
         last = frames[-1]
-        return "the error is in the model's code (%s, line %s: %s): fix it there" % (last.filename, last.lineno,
-                                                                                  (last.line or "").strip())
-    return "fix the error in the model's code"
+        return _("the error is in the model's code ({file}, line {line}: {code}): fix it there").format(
+            file=last.filename, line=last.lineno, code=(last.line or "").strip())
+    return _("fix the error in the model's code")
 
 
 def build_net(arch, builder, kwargs, num_classes, base_dir=None):
@@ -172,22 +182,27 @@ def build_net(arch, builder, kwargs, num_classes, base_dir=None):
         names = builtin_archs()
         if arch not in names:
             close = [n for n in names if n.startswith(str(arch)[:4])][:8]
-            raise ModelBuildError("[model] arch = %r is not a classification model of torchvision %s"
-                                  % (arch, __import__("torchvision").__version__),
-                                  hint="choose one of: %s (qat-tui models lists all), or set [model] builder to your own function"
-                                  % ", ".join(close or sorted(names)[:12]))
+            raise ModelBuildError(_("[model] arch = {arch} is not a classification model of torchvision {version}").format(
+                arch=repr(arch), version=__import__("torchvision").__version__),
+                hint=_("choose one of: {names} (qat-tui models lists all), or set [model] builder to your own function").format(
+                    names=", ".join(close or sorted(names)[:12])))
         func, where = getattr(tvm, arch), "torchvision.models.%s" % arch
     try:
         net = func(num_classes=num_classes, **kwargs)
     except Exception as e:
-        raise ModelBuildError("%s(num_classes=%d%s) raised %s: %s" % (
-            where, num_classes, "".join(", %s=%r" % kv for kv in sorted(kwargs.items())), type(e).__name__, e),
+        raise ModelBuildError(_("{call} raised {error}: {detail}").format(
+            call="%s(num_classes=%d%s)" % (where, num_classes, "".join(", %s=%r" % kv for kv in sorted(kwargs.items()))),
+            error=type(e).__name__, detail=e),
             hint=_raised_hint(e)) from None
     if not isinstance(net, torch.nn.Module):
-        what = "None" if net is None else "%s %s" % ("an" if type(net).__name__[:1].lower() in "aeiou" else "a",
-                                                    type(net).__name__)
-        raise ModelBuildError("%s returned %s, not a torch.nn.Module" % (where, what),
-                              hint="make the function return the model (an nn.Module instance)")
+        if net is None:
+            text = _("{where} returned None, not a torch.nn.Module")
+        elif type(net).__name__[:1].lower() in "aeiou":
+            text = _("{where} returned an {type}, not a torch.nn.Module")
+        else:
+            text = _("{where} returned a {type}, not a torch.nn.Module")
+        raise ModelBuildError(text.format(where=where, type=type(net).__name__),
+                              hint=_("make the function return the model (an nn.Module instance)"))
     return net.train()
 
 
@@ -216,13 +231,15 @@ def cached_weights(arch, name):
         names = ["DEFAULT", "IMAGENET1K_V1"] if arch in urls else []
         url = urls.get(arch) if name in names else None
     if url is None:
-        raise ModelBuildError("[model] pretrained = %r: torchvision has no weights of that name for %s" % (name, arch),
-                              hint="use one of: %s, or the path of a state_dict file" % (", ".join(names) or "none for this model"))
+        raise ModelBuildError(_("[model] pretrained = {name}: torchvision has no weights of that name for {arch}").format(
+            name=repr(name), arch=arch),
+            hint=_("use one of: {names}, or the path of a state_dict file").format(names=", ".join(names) or _("none for this model")))
     cached = os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(url))
     if not os.path.isfile(cached):
-        raise ModelBuildError("torchvision's %s weights for %s are not on this machine (looked in %s)" % (name, arch, cached),
-                              hint="this machine may be offline: download %s elsewhere and copy it to %s (or set TORCH_HOME)"
-                              % (url, cached))
+        raise ModelBuildError(_("torchvision's {name} weights for {arch} are not on this machine (looked in {path})").format(
+            name=name, arch=arch, path=cached),
+            hint=_("this machine may be offline: download {url} elsewhere and copy it to {path} (or set TORCH_HOME)").format(
+                url=url, path=cached))
     return cached
 
 
@@ -244,9 +261,9 @@ def make_qat_ready(net, quant, dequant):
         return net
     for attr in ("quant", "dequant"):
         if hasattr(net, attr):
-            raise ModelBuildError("the model already has an attribute %r; qat-tui adds its QuantStub/DeQuantStub under "
-                                  "the names quant and dequant" % attr,
-                                  hint="rename that attribute in the model (or return the model without its own stubs)")
+            raise ModelBuildError(_("the model already has an attribute {name}; qat-tui adds its QuantStub/DeQuantStub under "
+                                    "the names quant and dequant").format(name=repr(attr)),
+                                  hint=_("rename that attribute in the model (or return the model without its own stubs)"))
     cls = _READY.get(base)
     if cls is None:
         def forward(self, x):
@@ -313,17 +330,17 @@ def check_output(model, example, num_classes, where):
         with torch.no_grad():
             out = model(example)
     except Exception as e:
-        raise ModelBuildError("a forward pass of %s on a %s input failed: %s: %s" % (
-            where, "x".join(str(d) for d in example.shape), type(e).__name__, e),
-            hint="check that the model accepts (N, 3, H, W) images at [data] image_size") from None
+        raise ModelBuildError(_("a forward pass of {where} on a {shape} input failed: {error}: {detail}").format(
+            where=where, shape="x".join(str(d) for d in example.shape), error=type(e).__name__, detail=e),
+            hint=_("check that the model accepts (N, 3, H, W) images at [data] image_size")) from None
     finally:
         model.train(was)
     n = example.shape[0]
     if not isinstance(out, torch.Tensor):
-        raise ModelBuildError("%s returns a %s, not one tensor of logits" % (where, type(out).__name__),
-                              hint="return the logits (N, num_classes) only (e.g. aux_logits=False for inception/googlenet)")
+        raise ModelBuildError(_("{where} returns a {type}, not one tensor of logits").format(where=where, type=type(out).__name__),
+                              hint=_("return the logits (N, num_classes) only (e.g. aux_logits=False for inception/googlenet)"))
     if tuple(out.shape) != (n, num_classes):
-        raise ModelBuildError("%s returns shape %s for %d images; expected (%d, %d) = (N, num_classes)" % (
-            where, tuple(out.shape), n, n, num_classes),
-            hint="end the model with a classifier of num_classes outputs (flatten after pooling)")
+        raise ModelBuildError(_("{where} returns shape {shape} for {n} images; expected ({n}, {num_classes}) = (N, num_classes)").format(
+            where=where, shape=tuple(out.shape), n=n, num_classes=num_classes),
+            hint=_("end the model with a classifier of num_classes outputs (flatten after pooling)"))
     return tuple(out.shape)

@@ -18,6 +18,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
+from .i18n import _
 from . import model_build as MB
 from .errors import CheckpointError, ModelError
 
@@ -49,7 +50,7 @@ def builder_kwargs(model: Any) -> Dict[str, Any]:
 
 def describe_source(model: Any) -> str:
     """``"torchvision resnet18"`` or ``"your builder models/net.py:build"``."""
-    return "your builder %s" % model.builder if model.builder else "torchvision %s" % model.arch
+    return _("your builder %s") % model.builder if model.builder else "torchvision %s" % model.arch
 
 
 def build_float_model(
@@ -135,10 +136,12 @@ class ModelSummary:
 
     def lines(self) -> List[str]:
         return [
-            "%s: %s parameters, %s MACs per %dx%d image (%s FLOPs)" % (
-                self.source, _si(self.parameters), _si(self.macs), self.image_size, self.image_size, _si(2 * self.macs)),
-            "one forward pass: (2, 3, %d, %d) -> %s" % (self.image_size, self.image_size, self.output_shape),
-            "QuantStub before the first layer, DeQuantStub after the output layer %s" % (self.output_layer or "(none found)"),
+            _("{source}: {params} parameters, {macs} MACs per {size}x{size} image ({flops} FLOPs)").format(
+                source=self.source, params=_si(self.parameters), macs=_si(self.macs), size=self.image_size,
+                flops=_si(2 * self.macs)),
+            _("one forward pass: (2, 3, {size}, {size}) -> {shape}").format(size=self.image_size, shape=self.output_shape),
+            _("QuantStub before the first layer, DeQuantStub after the output layer {layer}").format(
+                layer=self.output_layer or _("(none found)")),
         ]
 
 
@@ -199,8 +202,8 @@ def pretrained_path(model_settings: Any) -> str:
     if not MB.is_weights_name(value):
         return os.path.expanduser(value)
     if model_settings.builder:
-        raise ModelError("[model] pretrained = %r names torchvision weights, but the model is your builder %s"
-                         % (value, model_settings.builder), hint="give the path of a state_dict file for your model")
+        raise ModelError(_("[model] pretrained = %r names torchvision weights, but the model is your builder %s")
+                         % (value, model_settings.builder), hint=_("give the path of a state_dict file for your model"))
     try:
         return MB.cached_weights(model_settings.arch, value)
     except MB.ModelBuildError as e:
@@ -228,16 +231,16 @@ def load_pretrained(model: Any, path: str) -> List[str]:
     wrong_shape = sorted(k for k in state if k in own and k not in fit)
     if not fit:
         raise CheckpointError(
-            "%s has no tensor that fits this %s model (another architecture, or other kwargs?)" % (path, type(model).__name__),
-            hint="use a state_dict of the same architecture with the same kwargs (width_mult, ...)",
+            _("%s has no tensor that fits this %s model (another architecture, or other kwargs?)") % (path, type(model).__name__),
+            hint=_("use a state_dict of the same architecture with the same kwargs (width_mult, ...)"),
         )
     model.load_state_dict(fit, strict=False)
-    msgs = ["loaded %d of %d tensors from %s" % (len(fit), len(own), path)]
+    msgs = [_("loaded %d of %d tensors from %s") % (len(fit), len(own), path)]
     if wrong_shape:
-        msgs.append("skipped (shape differs, e.g. another number of classes; kept fresh): %s" % ", ".join(wrong_shape))
+        msgs.append(_("skipped (shape differs, e.g. another number of classes; kept fresh): %s") % ", ".join(wrong_shape))
     missing = sorted(k for k in own if k not in fit and k not in wrong_shape)
     if missing:
-        msgs.append("not in the file, kept fresh: %s" % ", ".join(missing[:6]) + (" ..." if len(missing) > 6 else ""))
+        msgs.append(_("not in the file, kept fresh: %s") % ", ".join(missing[:6]) + (" ..." if len(missing) > 6 else ""))
     return msgs
 
 
@@ -269,16 +272,16 @@ def capture_problem(exc: BaseException, tool: str) -> Tuple[str, str]:
     capture: the first line of its error, the line of the model's code, and the usual fix."""
     first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
     where = user_code_line(exc)
-    msg = "%s could not capture the model: %s: %s%s" % (tool, type(exc).__name__, first[:300],
-                                                          " (at %s)" % where if where else "")
+    msg = _("%s could not capture the model: %s: %s%s") % (tool, type(exc).__name__, first[:300],
+                                                             _(" (at %s)") % where if where else "")
     low = str(exc).lower()
     if "control flow" in low or "data-dependent" in low or "data dependent" in low or "guard" in low:
-        hint = ("the model branches on tensor values in forward (if/while on a tensor): compute both branches and "
-                "pick with torch.where, or move the decision out of forward")
+        hint = _("the model branches on tensor values in forward (if/while on a tensor): compute both branches and "
+                 "pick with torch.where, or move the decision out of forward")
     elif "not supported" in low or "unsupported" in low:
-        hint = "that operation cannot be traced: replace it with standard torch ops in the model's forward"
+        hint = _("that operation cannot be traced: replace it with standard torch ops in the model's forward")
     else:
-        hint = "the model's forward must be traceable (torch ops on tensors, no Python decisions on their values)"
+        hint = _("the model's forward must be traceable (torch ops on tensors, no Python decisions on their values)")
     return msg, hint
 
 

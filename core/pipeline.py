@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
 from .errors import Cancelled, QatError, is_input_error
+from .i18n import N_, _
 from .events import (
     HEARTBEAT_S,
     Emit,
@@ -44,6 +45,14 @@ from .settings import SETTINGS_FILENAME, STAGES, Settings, save, with_absolute_p
 from .state import RunState
 
 EVENTS_FILENAME = "events.jsonl"
+
+_STATUS_WORDS = {"failed": N_("failed"), "cancelled": N_("cancelled"), "running": N_("running"), "stale": N_("stale")}
+"""A stage's status (state.json's code) as shown in a reason: ``_(_STATUS_WORDS.get(s, s))``."""
+
+
+def _status_word(status: str) -> str:
+    return _(_STATUS_WORDS[status]) if status in _STATUS_WORDS else status
+
 
 def stage_settings(settings: Settings, stage: str) -> Dict[str, Any]:
     """The subset of ``settings`` that ``stage``'s result depends on, as ``{"section.key": value}``:
@@ -90,7 +99,7 @@ def _diff(old: Dict[str, Any], new: Dict[str, Any]) -> List[str]:
     keys = sorted(set(old) | set(new))
 
     def shown(d: Dict[str, Any], k: str) -> str:
-        return repr(d[k]) if k in d else "default"
+        return repr(d[k]) if k in d else _("default")
 
     return ["%s %s -> %s" % (k, shown(old, k), shown(new, k)) for k in keys if old.get(k) != new.get(k) or (k in old) != (k in new)]
 
@@ -174,8 +183,9 @@ class Pipeline:
         except OSError:
             pass
         return disk_full_error(path, error) or QatError(
-            "cannot write the event log %s: %s" % (path, error), hint="check the run folder's permissions and disk",
-            title="Run directory",
+            _("cannot write the event log {path}: {reason}").format(path=path, reason=error),
+            hint=_("check the run folder's permissions and disk"),
+            title=_("Run directory"),
         )
 
     # ---------------------------------------------------------------------------------- decisions
@@ -209,17 +219,21 @@ class Pipeline:
         rec = state.stage(stage)
         status = rec.get("status", "pending")
         if status != "finished":
-            return {"pending": "not run yet", "running": "was interrupted", "stale": rec.get("stale_reason", "stale")}.get(
-                status, "last try %s" % status
-            )
+            if status == "pending":
+                return _("not run yet")
+            if status == "running":
+                return _("was interrupted")
+            if status == "stale":
+                return rec.get("stale_reason") or _("stale")
+            return _("last try {status}").format(status=_status_word(status))
         problems = self.output_problems(state, stage)
         if problems:
-            return "its output changed: %s" % "; ".join(problems)
+            return _("its output changed: {problems}").format(problems="; ".join(problems))
         if rec.get("fingerprint") not in (self.fingerprint(state, stage), self.fingerprint(state, stage, self._given)):
             changes = _diff(rec.get("settings", {}), stage_settings(self.settings, stage))
             if changes:
-                return "settings changed: %s" % "; ".join(changes)
-            return "its input changed: %s ran again" % upstream_stage(self.settings, stage)
+                return _("settings changed: {changes}").format(changes="; ".join(changes))
+            return _("its input changed: {stage} ran again").format(stage=upstream_stage(self.settings, stage))
         return None
 
     def output_problems(self, state: RunState, stage: str) -> List[str]:
@@ -236,16 +250,17 @@ class Pipeline:
     def _move_aside_changed_outputs(self, state: RunState, stage: str) -> None:
         """Before ``stage`` runs again, rename its outputs that changed since it wrote them to
         ``<name>.changed-<YYYYmmdd-HHMMSS>``: whatever a user or another program put there is kept."""
-        from .state import artifact_problem
+        from .state import artifact_check
 
         stamp = time.strftime("%Y%m%d-%H%M%S")
         for name, art in state.stage(stage).get("artifacts", {}).items():
-            problem = artifact_problem(self.run_dir, name, art)
+            found = artifact_check(self.run_dir, name, art)
             path = os.path.join(self.run_dir, str(art.get("path") or name))
-            if problem and os.path.isfile(path) and "changed since" in problem:
+            if found and found[0] == "changed" and os.path.isfile(path):
                 kept = "%s.changed-%s" % (path, stamp)
                 os.replace(path, kept)
-                self.emit(LogLine(stage=stage, level="warning", text="%s; kept it as %s" % (problem, os.path.basename(kept))))
+                self.emit(LogLine(stage=stage, level="warning", text=_("{problem}; kept it as {file}").format(
+                    problem=found[1], file=os.path.basename(kept))))
 
     def plan(self, stages: Optional[List[str]] = None) -> List[PlanItem]:
         """What :meth:`run` would do, without running anything (the review screen shows it)."""
@@ -255,15 +270,16 @@ class Pipeline:
         rerun: set = set()
         for stage in STAGES:
             if stage not in wanted:
-                out.append(PlanItem(stage, "off", "disabled" if stages is None else "not requested"))
+                out.append(PlanItem(stage, "off", _("disabled") if stages is None else _("not requested")))
                 continue
             up = upstream_stage(self.settings, stage)
             reason = self.is_done(state, stage)
             if reason is None and up in rerun:
-                reason = "its input will change: %s runs again" % up
+                reason = _("its input will change: {stage} runs again").format(stage=up)
             if reason is None:
                 top1 = state.stage(stage).get("metrics", {}).get("top1")
-                out.append(PlanItem(stage, "skip", "done" + (" (top-1 %.2f%%)" % top1 if top1 is not None else "")))
+                out.append(PlanItem(stage, "skip", _("done") if top1 is None
+                                    else _("done (top-1 {top1:.2f}%)").format(top1=top1)))
             else:
                 rerun.add(stage)
                 out.append(PlanItem(stage, "run", reason))
@@ -274,7 +290,8 @@ class Pipeline:
             return self.settings.enabled_stages()
         bad = [s for s in stages if s not in STAGES]
         if bad:
-            raise QatError("unknown stage(s): %s" % ", ".join(bad), hint="stages are: %s" % ", ".join(STAGES))
+            raise QatError(_("unknown stage(s): {stages}").format(stages=", ".join(bad)),
+                           hint=_("stages are: {stages}").format(stages=", ".join(STAGES)))
         return [s for s in STAGES if s in stages]
 
     # ------------------------------------------------------------------------------------------ run
@@ -296,8 +313,9 @@ class Pipeline:
             self.emit(RunFinished(ok=False, failed_stage="setup", seconds=time.time() - t_start))
             return False
         except OSError as e:
-            self.emit(StageFailed(stage="setup", title="Run directory", message="cannot create %s: %s" % (self.run_dir, e),
-                                  hint="choose a run folder you can write"))
+            self.emit(StageFailed(stage="setup", title=_("Run directory"),
+                                  message=_("cannot create {path}: {reason}").format(path=self.run_dir, reason=e),
+                                  hint=_("choose a run folder you can write")))
             self.emit(RunFinished(ok=False, failed_stage="setup", seconds=time.time() - t_start))
             return False
         register_run(self.run_dir)
@@ -327,8 +345,8 @@ class Pipeline:
             try:
                 for stage in STAGES:
                     if stage not in wanted:
-                        skip = self._not_run(state, stage, "disabled in the settings" if stages is None else "not requested",
-                                             changed)
+                        skip = self._not_run(state, stage, _("disabled in the settings") if stages is None else _("not requested"),
+                                             changed, disabled=stages is None)
                         if skip.status == "stale":
                             changed.add(stage)
                         self.emit(skip)
@@ -336,12 +354,12 @@ class Pipeline:
                     reason = None if force else self.is_done(state, stage)
                     if not force and reason is None:
                         rec = state.stage(stage)
-                        self.emit(StageSkipped(stage=stage, reason="already done with these settings", metrics=rec.get("metrics", {}),
+                        self.emit(StageSkipped(stage=stage, reason=_("already done with these settings"), metrics=rec.get("metrics", {}),
                                                artifacts=rec.get("artifacts", {}), status="finished",
                                                finished_at=rec.get("finished_at", "")))
                         continue
                     changed.add(stage)
-                    result = self._run_stage(ctx, state, stage, reason or "forced")
+                    result = self._run_stage(ctx, state, stage, reason or _("forced"))
                     if self._log_broken:  # no event log: nothing can follow the run any more
                         result = "failed" if result == "finished" else result
                     if result != "finished":
@@ -368,26 +386,27 @@ class Pipeline:
         from .errors import Cancelled
 
         def log(text: str) -> None:
-            self.emit(LogLine(text="debug: " + text))
+            self.emit(LogLine(text=_("debug: {text}").format(text=text)))
 
         try:
             report = run_debug(self.settings, log=log, backend=self._backend, cancel=self.cancel)
         except Cancelled:
             return
         except QatError as e:
-            self.emit(LogLine(level="warning", text="debug after the run did not run: %s (%s)" % (e.msg, e.hint or "")))
+            self.emit(LogLine(level="warning", text=_("debug after the run did not run: {reason} ({hint})").format(
+                reason=e.msg, hint=e.hint or "")))
             return
         worst = report.worst()[0] if report.layers else None
-        log("%s written; worst layer by its own error: %s (%.1f dB)" % (
-            REPORT_HTML, worst["name"] if worst else "-", worst["same_input"]["sqnr_db"] if worst else 0.0))
+        log(_("{file} written; worst layer by its own error: {layer} ({sqnr:.1f} dB)").format(
+            file=REPORT_HTML, layer=worst["name"] if worst else "-", sqnr=worst["same_input"]["sqnr_db"] if worst else 0.0))
 
-    def _not_run(self, state: RunState, stage: str, why: str, changed: set) -> StageSkipped:
+    def _not_run(self, state: RunState, stage: str, why: str, changed: set, disabled: bool = False) -> StageSkipped:
         """The StageSkipped of a stage this run does not run, carrying its latest result from the state
         (and whether that result still fits: stale when its settings, inputs or outputs changed, or when
         a stage before it in ``changed`` ran now or is stale), so that every view shows every stage."""
         rec = state.stage(stage)
         status = rec.get("status", "")
-        if not status or why.startswith("disabled"):
+        if not status or disabled:
             return StageSkipped(stage=stage, reason=why)
         if status == "finished":
             try:
@@ -396,14 +415,14 @@ class Pipeline:
                 stale = e.msg
             up = upstream_stage(self.settings, stage)
             if not stale and up in changed:
-                stale = "its input changed: %s ran again or is stale" % up
+                stale = _("its input changed: {stage} ran again or is stale").format(stage=up)
             if stale:
                 status = "stale"
-                why += "; its last result (%s) is stale: %s" % (rec.get("finished_at", "?"), stale)
+                why += _("; its last result ({time}) is stale: {why}").format(time=rec.get("finished_at", "?"), why=stale)
             else:
-                why += "; last run %s" % rec.get("finished_at", "?")
+                why += _("; last run {time}").format(time=rec.get("finished_at", "?"))
         else:
-            why += "; last try %s %s" % (status, rec.get("finished_at", ""))
+            why += _("; last try {status} {time}").format(status=_status_word(status), time=rec.get("finished_at", ""))
         return StageSkipped(stage=stage, reason=why.strip(), metrics=rec.get("metrics", {}) if status in ("finished", "stale") else {},
                             artifacts=rec.get("artifacts", {}) if status in ("finished", "stale") else {},
                             status=status, finished_at=rec.get("finished_at", ""))
@@ -457,13 +476,13 @@ class Pipeline:
         if threads:
             torch.set_num_threads(threads)
         nice = self.thread_plan.nice if self.thread_plan is not None else None
-        nice_note = (", at nice %d ([run] nice)" % nice) if nice else ""
+        nice_note = _(", at nice {nice} ([run] nice)").format(nice=nice) if nice else ""
         if self.thread_plan is not None and not s.run.threads:
             policy = os.environ.get("OMP_WAIT_POLICY")
-            self.emit(LogLine(text="CPU: %d threads (%s)%s%s" % (
-                threads, self.thread_plan.reason, ", OMP_WAIT_POLICY=%s" % policy if policy else "", nice_note)))
+            self.emit(LogLine(text=_("CPU: {n} threads ({why}){policy}{nice}").format(
+                n=threads, why=self.thread_plan.reason, policy=", OMP_WAIT_POLICY=%s" % policy if policy else "", nice=nice_note)))
         elif nice_note:
-            self.emit(LogLine(text="CPU: %d threads ([run] threads)%s" % (threads, nice_note)))
+            self.emit(LogLine(text=_("CPU: {n} threads ([run] threads){nice}").format(n=threads, nice=nice_note)))
         governor = ThreadGovernor(self.run_dir, fixed=s.run.threads, log=lambda m: self.emit(LogLine(text=m)))
         backend.validate_settings(s)
 
@@ -492,8 +511,8 @@ class Pipeline:
         started = False
         try:
             inputs = [os.path.basename(input_path(self.settings, name, state)) for name, _p in stage_inputs(self.settings, stage)]
-            self.emit(StageStarted(stage=stage, inputs=inputs, summary=T.stage(stage).summary))
-            self.emit(LogLine(stage=stage, text="running %s (why: %s)" % (stage, reason)))
+            self.emit(StageStarted(stage=stage, inputs=inputs, summary=_(T.stage(stage).summary)))
+            self.emit(LogLine(stage=stage, text=_("running {stage} (why: {reason})").format(stage=stage, reason=reason)))
             check_inputs(self.settings, stage, state)
             self._move_aside_changed_outputs(state, stage)
             fingerprint = self.fingerprint(state, stage)
@@ -506,8 +525,8 @@ class Pipeline:
             state.finish(stage, metrics, dict(ctx.artifacts), seconds)
         except Cancelled:
             self._record_failure(state, stage, started, {"message": "cancelled by the user"}, cancelled=True)
-            return self._emit_last(StageFailed(stage=stage, title="Cancelled", message="%s was cancelled" % stage,
-                                                  hint="resume by running again: finished stages are kept", cancelled=True),
+            return self._emit_last(StageFailed(stage=stage, title=_("Cancelled"), message=_("{stage} was cancelled").format(stage=stage),
+                                                  hint=_("resume by running again: finished stages are kept"), cancelled=True),
                                       "cancelled")
         except QatError as e:
             self._record_failure(state, stage, started, e.to_dict())
@@ -527,9 +546,9 @@ class Pipeline:
             return self._emit_last(
                 StageFailed(
                     stage=stage,
-                    title="%s failed" % stage,
+                    title=_("{stage} failed").format(stage=stage),
                     message="%s: %s" % (type(e).__name__, e),
-                    hint="the traceback is in %s" % os.path.join(self.run_dir, EVENTS_FILENAME),
+                    hint=_("the traceback is in {path}").format(path=os.path.join(self.run_dir, EVENTS_FILENAME)),
                 ),
                 "failed",
             )
@@ -544,11 +563,12 @@ class Pipeline:
         try:
             kept = state.fail(stage, error, cancelled=cancelled)
             if kept is not None:
-                self.emit(LogLine(stage=stage, text="this try wrote nothing over the last result of %s (%s): it stays "
-                                                    "done for runs with its settings" % (stage, kept)))
+                self.emit(LogLine(stage=stage, text=_("this try wrote nothing over the last result of {stage} ({time}): it stays "
+                                                      "done for runs with its settings").format(stage=stage, time=kept)))
         except (QatError, OSError) as e:
             try:
-                self.emit(LogLine(stage=stage, level="warning", text="could not record the failure in state.json: %s" % e))
+                self.emit(LogLine(stage=stage, level="warning", text=_("could not record the failure in state.json: {reason}").format(
+                    reason=e)))
             except QatError:
                 pass
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
 from .errors import DiskFullError, RunLockedError
+from .i18n import _
 from .io import atomic_write_json
 
 LOCK_FILENAME = "run.lock"
@@ -60,9 +61,11 @@ class RunLock:
                 os.close(fd)
                 holder = lock_holder(self.run_dir) or {}
                 raise RunLockedError(
-                    "%s is being written by another run (pid %s on %s, started %s)"
-                    % (self.run_dir, holder.get("pid", "?"), holder.get("host", "?"), holder.get("started", "?")),
-                    hint="attach to it (qat-tui attach %s) or stop it first; two runs never share a run directory" % self.run_dir,
+                    _("{path} is being written by another run (pid {pid} on {host}, started {started})").format(
+                        path=self.run_dir, pid=holder.get("pid", "?"), host=holder.get("host", "?"),
+                        started=holder.get("started", "?")),
+                    hint=_("attach to it (qat-tui attach {path}) or stop it first; two runs never share a run directory").format(
+                        path=self.run_dir),
                 ) from None
         info = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
         try:
@@ -151,16 +154,16 @@ def load_run_settings(path: str) -> Tuple[Any, Optional[str]]:
 
     if not os.path.exists(path):
         raise SettingsError(
-            "%s does not exist" % path,
-            hint="give a run directory (it holds settings.toml) or a settings TOML file "
-            "(qat-tui preset quick -o FILE writes one)",
+            _("{path} does not exist").format(path=path),
+            hint=_("give a run directory (it holds settings.toml) or a settings TOML file "
+                   "(qat-tui preset quick -o FILE writes one)"),
         )
     file = os.path.join(path, S.SETTINGS_FILENAME) if os.path.isdir(path) else path
     settings = S.load(file)
     folder = os.path.dirname(os.path.abspath(file))
     if os.path.basename(file) == S.SETTINGS_FILENAME and is_run_folder(folder) and settings.run_path() != folder:
-        note = "%s is in the run folder %s (moved or copied from %s): running there" % (
-            os.path.basename(file), folder, settings.run_path())
+        note = _("{file} is in the run folder {folder} (moved or copied from {old}): running there").format(
+            file=os.path.basename(file), folder=folder, old=settings.run_path())
         data = settings.model_dump()
         data["run"]["run_dir"] = folder
         return S.validate(data, source=file), note

@@ -6,7 +6,15 @@ import io
 import json
 import pickle
 import re
+import sys
 import zipfile
+
+
+def _(message):
+    """``message`` in qat-tui's language (core.i18n) when this module runs inside qat-tui, as written
+    when an exported script runs it (this module imports nothing of qat-tui)."""
+    i18n = sys.modules.get(__package__ + ".i18n") if __package__ else None
+    return i18n._(message) if i18n is not None else message
 
 
 class UnsafeFileError(Exception):
@@ -61,7 +69,7 @@ class RestrictedUnpickler(pickle.Unpickler):
         obj = _allowed(module, name)
         if obj is None:
             raise UnsafeFileError(
-                "it references the Python object %s.%s (pickled code, not tensors)" % (module, name)
+                _("it references the Python object {name} (pickled code, not tensors)").format(name="%s.%s" % (module, name))
             )
         return obj
 
@@ -99,7 +107,8 @@ class ArrayUnpickler(pickle.Unpickler):
 
     def find_class(self, module, name):
         if (module, name) not in _NUMPY_GLOBALS:
-            raise UnsafeFileError("it references the Python object %s.%s (pickled code, not data)" % (module, name))
+            raise UnsafeFileError(_("it references the Python object {name} (pickled code, not data)").format(
+                name="%s.%s" % (module, name)))
         import importlib
         import warnings
 
@@ -143,10 +152,10 @@ def load_tensors(f, map_location="cpu"):
             found = re.search(r"(?:unsupported GLOBAL|Unsupported global:\s*GLOBAL)\s+([\w.]+)", text)
             if found:
                 raise UnsafeFileError(
-                    "it references the Python object %s (pickled code, not tensors)" % found.group(1)
+                    _("it references the Python object {name} (pickled code, not tensors)").format(name=found.group(1))
                 ) from None
             reason = [ln for ln in text.splitlines() if ln.strip() and not ln.startswith(("Weights only", "Check the", "Please file"))]
-            raise pickle.UnpicklingError(reason[0].strip() if reason else "not a tensor checkpoint") from None
+            raise pickle.UnpicklingError(reason[0].strip() if reason else _("not a tensor checkpoint")) from None
     return torch.load(f, map_location=map_location, pickle_module=RestrictedPickleModule)
 
 
@@ -186,7 +195,7 @@ def _check_expression(text, what, names, attributes=()):
     try:
         tree = ast.parse(text, mode="eval")
     except (SyntaxError, ValueError):
-        raise UnsafeFileError("its %s %r is not a plain expression" % (what, text[:80])) from None
+        raise UnsafeFileError(_("its {what} {text} is not a plain expression").format(what=what, text=repr(text[:80]))) from None
     plain = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.BoolOp, ast.Compare, ast.operator, ast.unaryop,
              ast.boolop, ast.cmpop, ast.Load, ast.Call, ast.keyword, ast.Subscript, ast.Tuple)
     for node in ast.walk(tree):
@@ -206,14 +215,15 @@ def _check_expression(text, what, names, attributes=()):
             fn = node.func
             ok = (isinstance(fn, ast.Name) and fn.id in names) or (isinstance(fn, ast.Attribute) and fn.attr in attributes)
         if not ok:
-            raise UnsafeFileError("its %s %r holds code (%s)" % (what, text[:80], type(node).__name__))
+            raise UnsafeFileError(_("its {what} {text} holds code ({node})").format(
+                what=what, text=repr(text[:80]), node=type(node).__name__))
 
 
 def _check_treespec(text):
     try:
         spec = json.loads(text)
     except ValueError:
-        raise UnsafeFileError("its input/output spec is not JSON") from None
+        raise UnsafeFileError(_("its input/output spec is not JSON")) from None
     stack = [spec]
     while stack:
         node = stack.pop()
@@ -221,9 +231,9 @@ def _check_treespec(text):
             stack.extend(node)
         elif isinstance(node, dict):
             if "type" in node and node["type"] not in _TREESPEC_TYPES:
-                raise UnsafeFileError("its input/output spec names the Python type %r" % node["type"])
+                raise UnsafeFileError(_("its input/output spec names the Python type {type}").format(type=repr(node["type"])))
             if isinstance(node.get("context"), str) and "__enum__" in node["context"]:
-                raise UnsafeFileError("its input/output spec imports an enum class")
+                raise UnsafeFileError(_("its input/output spec imports an enum class"))
             stack.extend(node.values())
 
 
@@ -242,22 +252,22 @@ def _check_program_json(program):
             continue
         target = node.get("target")
         if isinstance(target, str) and isinstance(node.get("inputs"), list):
-            module, _, fn = target.rpartition(".")
+            module, _dot, fn = target.rpartition(".")
             ok = (target.startswith(_OP_NAMESPACES) or (module == "_operator" and fn in _OPERATOR_FNS)
                   or module == "math" or (module == "torch" and fn in _TORCH_SYM_FNS))
             if not ok:
-                raise UnsafeFileError("its graph calls %s, which is not a tensor operator" % target)
+                raise UnsafeFileError(_("its graph calls {target}, which is not a tensor operator").format(target=target))
         for key, value in node.items():
             if key == "expr_str" and isinstance(value, str):
-                _check_expression(value, "shape expression", _SYMPY_NAMES)
+                _check_expression(value, _("shape expression"), _SYMPY_NAMES)
             elif key == "guards_code" and isinstance(value, list):
                 for guard in value:
-                    _check_expression(str(guard), "guard", _SYMPY_NAMES | {"L"},
+                    _check_expression(str(guard), _("guard"), _SYMPY_NAMES | {"L"},
                                       ("size", "stride", "storage_offset", "dim", "numel"))
             elif key in ("in_spec", "out_spec") and isinstance(value, str):
                 _check_treespec(value)
             elif key in ("custom_obj_values", "as_custom_obj") and value:
-                raise UnsafeFileError("it holds a custom (TorchScript) object")
+                raise UnsafeFileError(_("it holds a custom (TorchScript) object"))
             else:
                 stack.append(value)
 
@@ -283,28 +293,29 @@ def check_pt2_archive(path):
         roots = {n.split("/", 1)[0] for n in names}
         if len(roots) != 1 or not all("/" in n for n in names):
             if any(n.startswith("serialized_") for n in names):
-                raise UnsafeFileError("it is in torch.export's pre-2.8 format, which loads by unrestricted unpickling")
-            raise UnsafeFileError("it is not a torch.export archive (entries outside one root folder)")
+                raise UnsafeFileError(_("it is in torch.export's pre-2.8 format, which loads by unrestricted unpickling"))
+            raise UnsafeFileError(_("it is not a torch.export archive (entries outside one root folder)"))
         root = roots.pop() + "/"
         if root + "archive_format" not in names:
-            raise UnsafeFileError("it is not a torch.export archive (no archive_format entry)")
+            raise UnsafeFileError(_("it is not a torch.export archive (no archive_format entry)"))
         for name in names:
             rel = name[len(root):]
             if not _PT2_MEMBER.fullmatch(rel):
-                raise UnsafeFileError("it holds %s, which torch.export.save does not write for a plain model" % rel)
+                raise UnsafeFileError(_("it holds {entry}, which torch.export.save does not write for a plain model").format(entry=rel))
             if rel.endswith("_config.json"):
                 config = json.loads(z.read(name).decode("utf-8")).get("config", {})
                 kind = "weight" if rel.startswith("data/weights/") else "constant"
                 for fqn, meta in config.items():
                     if meta.get("use_pickle"):
-                        raise UnsafeFileError("%s %r is stored as a pickle (use_pickle)" % (kind, fqn))
+                        raise UnsafeFileError(_("{kind} {name} is stored as a pickle (use_pickle)").format(kind=kind, name=repr(fqn)))
                     prefix = "weight_" if kind == "weight" else "tensor_"
                     if not str(meta.get("path_name", "")).startswith(prefix):
-                        raise UnsafeFileError("%s %r is a Python object (%s), not a tensor" % (kind, fqn, meta.get("path_name")))
+                        raise UnsafeFileError(_("{kind} {name} is a Python object ({path}), not a tensor").format(
+                            kind=kind, name=repr(fqn), path=meta.get("path_name")))
             elif rel.startswith("data/sample_inputs/"):
                 try:
                     load_tensors(io.BytesIO(z.read(name)))
                 except UnsafeFileError as e:
-                    raise UnsafeFileError("its sample inputs (%s): %s" % (rel, e)) from None
+                    raise UnsafeFileError(_("its sample inputs ({entry}): {reason}").format(entry=rel, reason=e)) from None
             elif rel.startswith("models/"):
                 _check_program_json(json.loads(z.read(name).decode("utf-8")))

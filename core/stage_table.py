@@ -33,6 +33,7 @@ ALL = "*"
 INT_MODEL = "int_model"
 """The name int_infer's output goes by in the table: its file name depends on the backend, and is read
 from the run's state (the artifact whose name starts with it)."""
+from .i18n import N_, _
 
 Keys = Union[str, Tuple[str, ...]]
 
@@ -67,7 +68,7 @@ class Stage:
 
     def function(self) -> Callable[[Any], Dict[str, Any]]:
         """The stage function (imports its module: torch is imported when a stage runs)."""
-        module, _, name = self.run.partition(":")
+        module, _sep, name = self.run.partition(":")
         return getattr(importlib.import_module(module), name)
 
 
@@ -89,36 +90,36 @@ TABLE: Tuple[Stage, ...] = (
         {"run": ("backend", "seed"), "data": _DATA + ("batch_size", "max_batches", "augment"), "model": ALL,
          "float": _TRAINING},
         "float-checkpoint.ckpt",
-        "Best float model (state_dict + metadata); input of calib, or of qat when calib is off.",
-        "Train the float model; keep the best top-1 epoch as float-checkpoint.ckpt.",
-        "float", wizard_keys=("epochs", "lr"), trains=True,
+        N_("Best float model (state_dict + metadata); input of calib, or of qat when calib is off."),
+        N_("Train the float model; keep the best top-1 epoch as float-checkpoint.ckpt."),
+        N_("float"), wizard_keys=("epochs", "lr"), trains=True,
     ),
     Stage(
         "calib", "core.stages:run_calib", lambda s: "float",
         {"run": ("backend", "seed"), "data": _DATA + ("eval_batch_size",), "calib": ("num_images",), "qconfig": ALL},
         "calib-checkpoint.ckpt",
-        "Calibrated fake-quant model: weights + initial scales; input of qat.",
-        "Fresh float copy + calibration qconfig; eval mode, observers on, fake quant off over N images; "
-        "then evaluate with fake quant on; save calib-checkpoint.ckpt.",
-        "calib (fake quant)", wizard_keys=("num_images",),
+        N_("Calibrated fake-quant model: weights + initial scales; input of qat."),
+        N_("Fresh float copy + calibration qconfig; eval mode, observers on, fake quant off over N images; "
+        "then evaluate with fake quant on; save calib-checkpoint.ckpt."),
+        N_("calib (fake quant)"), wizard_keys=("num_images",),
     ),
     Stage(
         "qat", "core.stages:run_qat", lambda s: "calib" if s.calib.enabled else "float",
         {"run": ("backend", "seed"), "data": _DATA + ("batch_size", "max_batches", "augment"), "calib": ("enabled",),
          "qat": _TRAINING + ("bn_stats",), "qconfig": ALL},
         "qat-checkpoint.ckpt",
-        "Best QAT model: weights + trained scales; input of int_infer and compile.",
-        "Fresh float copy + QAT qconfig, load the calib state; train with fake quant, validate each epoch "
-        "with observers frozen; keep the best as qat-checkpoint.ckpt.",
-        "qat (fake quant)", wizard_keys=("epochs", "lr", "bn_stats"), trains=True,
+        N_("Best QAT model: weights + trained scales; input of int_infer and compile."),
+        N_("Fresh float copy + QAT qconfig, load the calib state; train with fake quant, validate each epoch "
+        "with observers frozen; keep the best as qat-checkpoint.ckpt."),
+        N_("qat (fake quant)"), wizard_keys=("epochs", "lr", "bn_stats"), trains=True,
     ),
     Stage(
         "int_infer", "core.stages:run_int_infer", _int_infer_source,
         {"data": ("root", "layout", "eval_images") + _INPUT, "calib": ("enabled",), "qat": ("enabled",)},
         INT_MODEL,
-        "The integer model; input of compile.",
-        "Convert to the integer model and evaluate it on the test set.",
-        "int_infer (integer model)",
+        N_("The integer model; input of compile."),
+        N_("Convert to the integer model and evaluate it on the test set."),
+        N_("int_infer (integer model)"),
     ),
     Stage(
         "compile", "core.stages:run_compile", lambda s: "int_infer",
@@ -126,8 +127,8 @@ TABLE: Tuple[Stage, ...] = (
          "compile": ("package", "perf_batch_sizes", "perf_iterations", "graph_format")},
         None,
         "",
-        "Build the deployable model and its check, perf and graph reports (CPU).",
-        "compile (deployable model)",
+        N_("Build the deployable model and its check, perf and graph reports (CPU)."),
+        N_("compile (deployable model)"),
     ),
 )
 """The stages in pipeline order."""
@@ -164,8 +165,8 @@ def inputs(settings: Any, name: str) -> List[Tuple[str, str]]:
     up = stage(name).upstream(settings)
     if up is None and name == "int_infer":
         raise StageError(
-            "int_infer needs a calibrated or QAT-trained model, but both calib and qat are disabled",
-            hint="enable calib (fast) or qat in the settings",
+            _("int_infer needs a calibrated or QAT-trained model, but both calib and qat are disabled"),
+            hint=_("enable calib (fast) or qat in the settings"),
         )
     return [] if up is None else [(stage(up).output or "", up)]
 

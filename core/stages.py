@@ -16,6 +16,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 from .backends.base import FakeQuantState, QuantBackend
 from .engine import LoopContext, calibrate, evaluate, train_one_epoch
 from .errors import CheckpointError, StageError
+from .i18n import _
 from .events import ArtifactWritten, CheckAdvice, EpochEnd, Emit, LogLine, PhaseFinished, PhaseStarted
 from .io import load_checkpoint, save_checkpoint
 from . import stage_table as T
@@ -34,11 +35,11 @@ def diverged_hint(stage: str, cfg: Any) -> str:
     trained MobileNetV2 (issue 7), the weights and then the BatchNorm statistics became inf/NaN. Frozen
     BatchNorm statistics remove that factor whatever the learning rate.
     """
-    kept = "; the last good checkpoint is kept"
     if stage == "qat" and getattr(cfg, "bn_stats", "frozen") == "batch":
-        return ('set [qat] bn_stats = "frozen" (the default): with batch statistics, channels that fake quant '
-                "rounds to one value have zero variance and BatchNorm multiplies their gradient by 1/sqrt(eps)" + kept)
-    return "lower [%s] lr (e.g. by 10x)%s" % (stage, kept)
+        return _('set [qat] bn_stats = "frozen" (the default): with batch statistics, channels that fake quant '
+                 "rounds to one value have zero variance and BatchNorm multiplies their gradient by 1/sqrt(eps); "
+                 "the last good checkpoint is kept")
+    return _("lower [{stage}] lr (e.g. by 10x); the last good checkpoint is kept").format(stage=stage)
 
 
 
@@ -201,8 +202,8 @@ def check_inputs(settings: Settings, stage: str, state: Optional[RunState] = Non
         rerun = "qat-tui run --config FILE --stage %s" % producer
         if not os.path.exists(path):
             raise CheckpointError(
-                "%s needs %s, which is not in %s" % (stage, name, run_dir),
-                hint="run the %s stage first (%s)" % (producer, rerun),
+                _("{stage} needs {file}, which is not in {folder}").format(stage=stage, file=name, folder=run_dir),
+                hint=_("run the {stage} stage first ({command})").format(stage=producer, command=rerun),
             )
         file_name = os.path.relpath(path, run_dir)
         art = state.stage(producer).get("artifacts", {}).get(file_name)
@@ -210,15 +211,17 @@ def check_inputs(settings: Settings, stage: str, state: Optional[RunState] = Non
             problem = artifact_problem(run_dir, file_name, art)
             if problem:
                 raise CheckpointError(
-                    "%s needs %s, but %s: it is no longer what the %s stage wrote" % (stage, file_name, problem, producer),
-                    hint="run the %s stage again (%s); to start from weights of your own, set [model] pretrained"
-                    % (producer, rerun),
+                    _("{stage} needs {file}, but {problem}: it is no longer what the {producer} stage wrote").format(
+                        stage=stage, file=file_name, problem=problem, producer=producer),
+                    hint=_("run the {stage} stage again ({command}); to start from weights of your own, set [model] pretrained").format(
+                        stage=producer, command=rerun),
                 )
         elif name in CODE_INPUTS:
             raise CheckpointError(
-                "%s in %s was not written by this folder's %s stage (state.json has no record of it); "
-                "qat-tui loads a model file, which holds code, only when this run wrote it" % (file_name, run_dir, producer),
-                hint="run the %s stage (%s)" % (producer, rerun),
+                _("{file} in {folder} was not written by this folder's {stage} stage (state.json has no record of it); "
+                  "qat-tui loads a model file, which holds code, only when this run wrote it").format(
+                    file=file_name, folder=run_dir, stage=producer),
+                hint=_("run the {stage} stage ({command})").format(stage=producer, command=rerun),
             )
 
 
@@ -257,8 +260,8 @@ def load_float_model(ctx: StageContext) -> Any:
         model.load_state_dict(ckpt["state_dict"])
     except RuntimeError as e:
         raise CheckpointError(
-            "float-checkpoint.ckpt does not fit the model in the settings: %s" % str(e).splitlines()[0],
-            hint="rerun the float stage, or set [model] to what the checkpoint was trained with",
+            _("float-checkpoint.ckpt does not fit the model in the settings: {reason}").format(reason=str(e).splitlines()[0]),
+            hint=_("rerun the float stage, or set [model] to what the checkpoint was trained with"),
         ) from None
     return model.eval()
 
@@ -277,16 +280,17 @@ def restore_prepared(ctx: StageContext) -> Tuple[Any, str]:
         prepared.load_state_dict(ckpt["state_dict"])
     except RuntimeError as e:
         raise CheckpointError(
-            "%s does not fit a model prepared with the current settings: %s" % (name, str(e).splitlines()[0]),
-            hint="rerun the %s stage with these settings" % producer,
+            _("{file} does not fit a model prepared with the current settings: {reason}").format(
+                file=name, reason=str(e).splitlines()[0]),
+            hint=_("rerun the {stage} stage with these settings").format(stage=producer),
         ) from None
-    ctx.log("loaded %s (from the %s stage)" % (name, producer))
+    ctx.log(_("loaded {file} (from the {stage} stage)").format(file=name, stage=producer))
     return prepared, producer
 
 
 def _prepare(ctx: StageContext, float_model: Any, example: Any, stage: str) -> Any:
     """``backend.prepare`` for ``stage`` as a named phase (it traces the model: seconds to a minute)."""
-    with ctx.phase("prepare for %s: trace the float model and insert fake quant" % stage):
+    with ctx.phase(_("prepare for {stage}: trace the float model and insert fake quant").format(stage=stage)):
         prepared = ctx.backend.prepare(float_model, (example,), stage, ctx.settings.qconfig)
     for line in ctx.backend.qconfig_lines():
         ctx.log("qconfig: " + line)
@@ -358,11 +362,13 @@ def _load_resume_point(ctx: "StageContext", path: str, model: Any, optimizer: An
     try:
         ck = load_checkpoint(path, made_by=ctx.stage, expect=ctx.expect(), map_location=ctx.device)
     except CheckpointError as e:
-        ctx.log("cannot resume from %s (%s): starting %s from epoch 1" % (os.path.basename(path), e.msg, ctx.stage), "warning")
+        ctx.log(_("cannot resume from {file} ({reason}): starting {stage} from epoch 1").format(
+            file=os.path.basename(path), reason=e.msg, stage=ctx.stage), "warning")
         return None
     meta = ck["meta"]
     if meta.get("fingerprint") != ctx.fingerprint or not 1 <= int(meta.get("epoch", 0)) < epochs:
-        ctx.log("%s is from other settings or inputs: starting %s from epoch 1" % (os.path.basename(path), ctx.stage))
+        ctx.log(_("{file} is from other settings or inputs: starting {stage} from epoch 1").format(
+            file=os.path.basename(path), stage=ctx.stage))
         return None
     sd = ck["state_dict"]
     model.load_state_dict(sd["model"])
@@ -397,8 +403,8 @@ def _train_epochs(
     if resumed is not None:
         best, history = resumed["best"], resumed["history"]
         first_epoch = resumed["epoch"] + 1
-        ctx.log("resuming %s at epoch %d of %d (epochs 1-%d were finished before the interruption)"
-                % (ctx.stage, first_epoch, cfg.epochs, resumed["epoch"]))
+        ctx.log(_("resuming {stage} at epoch {epoch} of {epochs} (epochs 1-{done} were finished before the interruption)").format(
+            stage=ctx.stage, epoch=first_epoch, epochs=cfg.epochs, done=resumed["epoch"]))
         for h in history:
             ctx.emit(EpochEnd(stage=ctx.stage, epoch=h["epoch"], epochs=cfg.epochs, train_loss=h["train_loss"],
                               top1=h["top1"], top5=h["top5"], lr=h["lr"], best=h["epoch"] == best.get("epoch")))
@@ -412,7 +418,7 @@ def _train_epochs(
             )
         except FloatingPointError as e:
             raise StageError(
-                "%s training diverged: %s" % (ctx.stage, e),
+                _("{stage} training diverged: {reason}").format(stage=ctx.stage, reason=e),
                 hint=diverged_hint(ctx.stage, cfg),
             ) from None
         set_eval()
@@ -435,9 +441,9 @@ def _train_epochs(
             )
         )
         ctx.log(
-            "epoch %d/%d: loss %.3f, top-1 %.2f%%, top-5 %.2f%%, %.0f images/s%s"
-            % (epoch, cfg.epochs, tr["loss"], ev["top1"], ev["top5"], tr["images"] / max(tr["seconds"], 1e-9),
-               " (best, saved)" if is_best else "")
+            _("epoch {epoch}/{epochs}: loss {loss:.3f}, top-1 {top1:.2f}%, top-5 {top5:.2f}%, {speed:.0f} images/s{best}").format(
+                epoch=epoch, epochs=cfg.epochs, loss=tr["loss"], top1=ev["top1"], top5=ev["top5"],
+                speed=tr["images"] / max(tr["seconds"], 1e-9), best=_(" (best, saved)") if is_best else "")
         )
     if os.path.exists(last_path):
         os.unlink(last_path)
@@ -463,18 +469,18 @@ def run_float(ctx: StageContext) -> Dict[str, Any]:
     model = _new_float_model(ctx)
     example = ctx.data.example_batch(2)
     check_model(model, example, ctx.num_classes, describe_source(m))
-    ctx.log("model: %s; QuantStub at the input, DeQuantStub after the output layer %s"
-            % (describe_source(m), output_layer(model, example) or "(no conv/linear found)"))
+    ctx.log(_("model: {model}; QuantStub at the input, DeQuantStub after the output layer {layer}").format(
+        model=describe_source(m), layer=output_layer(model, example) or _("(no conv/linear found)")))
     if {"calib", "qat"} & set(ctx.settings.enabled_stages()):
         rng = _rng_state()  # the trial must not change what the training draws (runs stay reproducible)
-        with ctx.phase("trial capture: can the %s backend trace this model?" % ctx.backend.name):
+        with ctx.phase(_("trial capture: can the {backend} backend trace this model?").format(backend=ctx.backend.name)):
             ctx.backend.check_capture(model.eval(), (example,), ctx.settings.qconfig)
         _set_rng_state(rng)
     if m.pretrained:
         for msg in load_pretrained(model, pretrained_path(m)):
             ctx.log(msg)
     else:
-        ctx.log("no pretrained weights given: training %s from scratch" % describe_source(m), "warning")
+        ctx.log(_("no pretrained weights given: training {model} from scratch").format(model=describe_source(m)), "warning")
     model.to(ctx.device)
     return _train_epochs(ctx, model, ctx.settings.float, model.train, model.eval, CHECKPOINTS["float"])
 
@@ -488,7 +494,7 @@ def run_calib(ctx: StageContext) -> Dict[str, Any]:
     prepared = _prepare(ctx, float_model, example, "calib").to(ctx.device)
     ctx.backend.set_fake_quant_state(prepared, FakeQuantState.CALIBRATION)
     loader = ctx.data.calib_loader(s.calib.num_images)
-    ctx.log("calibrating on %d images with the %s observer" % (len(loader.dataset), s.qconfig.calib_observer))
+    ctx.log(_("calibrating on {n} images with the {observer} observer").format(n=len(loader.dataset), observer=s.qconfig.calib_observer))
     cal = calibrate(prepared, loader, ctx.loop())
     ctx.backend.set_fake_quant_state(prepared, FakeQuantState.VALIDATION)
     ev = evaluate(prepared, ctx.data.eval_loader(), ctx.loop())
@@ -498,7 +504,7 @@ def run_calib(ctx: StageContext) -> Dict[str, Any]:
         ctx.checkpoint_meta(top1=ev["top1"], top5=ev["top5"], observer=s.qconfig.calib_observer),
     )
     ctx.emit(EpochEnd(stage="calib", epoch=1, epochs=1, top1=ev["top1"], top5=ev["top5"], best=True, seconds=ev["seconds"] + cal["seconds"]))
-    ctx.log("calibrated fake-quant model: top-1 %.2f%%, top-5 %.2f%%" % (ev["top1"], ev["top5"]))
+    ctx.log(_("calibrated fake-quant model: top-1 {top1:.2f}%, top-5 {top5:.2f}%").format(top1=ev["top1"], top5=ev["top5"]))
     ctx.record_artifact(CHECKPOINTS["calib"], ctx.path(CHECKPOINTS["calib"]), T.checkpoint_help()[CHECKPOINTS["calib"]])
     return {"top1": ev["top1"], "top5": ev["top5"], "calib_images": cal["images"], "observer": s.qconfig.calib_observer}
 
@@ -515,13 +521,13 @@ def run_qat(ctx: StageContext) -> Dict[str, Any]:
         for msg in ctx.backend.load_calib_state(prepared, ckpt["state_dict"]):
             ctx.log(msg)
     else:
-        ctx.log("calib is off: QAT starts from the float weights and the first batches set the scales", "warning")
+        ctx.log(_("calib is off: QAT starts from the float weights and the first batches set the scales"), "warning")
     prepared.to(ctx.device)
 
     frozen_bn = s.qat.bn_stats == "frozen"
     if frozen_bn:
-        ctx.log("BatchNorm statistics frozen during QAT ([qat] bn_stats = frozen): the float model's running "
-                "statistics, the ones calibration used")
+        ctx.log(_("BatchNorm statistics frozen during QAT ([qat] bn_stats = frozen): the float model's running "
+                  "statistics, the ones calibration used"))
 
     def set_train() -> None:
         ctx.backend.set_fake_quant_state(prepared, FakeQuantState.QAT)
@@ -540,17 +546,18 @@ def run_int_infer(ctx: StageContext) -> Dict[str, Any]:
     prepared, source = restore_prepared(ctx)
     example = ctx.data.example_batch(8)
     ctx.check_cancel()
-    with ctx.phase("convert: the integer model from the %s model" % source):
+    with ctx.phase(_("convert: the integer model from the {stage} model").format(stage=source)):
         int_model = ctx.backend.convert(prepared, (example,))
     ctx.check_cancel()
-    with ctx.phase("save the integer model"):
+    with ctx.phase(_("save the integer model")):
         saved = ctx.backend.save_int_model(int_model, (example,), ctx.run_dir)
     for art in saved if isinstance(saved, list) else [saved]:
         ctx.record_artifact(art.name, art.path, art.description)
     int_model.to(ctx.device)
     ev = evaluate(int_model, ctx.data.eval_loader(), ctx.loop())
     ctx.emit(EpochEnd(stage="int_infer", epoch=1, epochs=1, top1=ev["top1"], top5=ev["top5"], best=True, seconds=ev["seconds"]))
-    ctx.log("integer model (converted from %s): top-1 %.2f%%, top-5 %.2f%%" % (source, ev["top1"], ev["top5"]))
+    ctx.log(_("integer model (converted from {stage}): top-1 {top1:.2f}%, top-5 {top5:.2f}%").format(
+        stage=source, top1=ev["top1"], top5=ev["top5"]))
     return {"top1": ev["top1"], "top5": ev["top5"], "source": source}
 
 
@@ -560,16 +567,16 @@ def run_compile(ctx: StageContext) -> Dict[str, Any]:
 
     _seed(ctx.settings, "compile")
     path = input_path(ctx, "int_model")
-    with ctx.phase("load the integer model"):
+    with ctx.phase(_("load the integer model")):
         int_model = ctx.backend.load_int_model(path)
-    ctx.log("loaded the integer model %s" % os.path.basename(path))
+    ctx.log(_("loaded the integer model {file}").format(file=os.path.basename(path)))
     example = ctx.data.example_batch(8).cpu()
     # The fp32 baseline of the perf report: the float model (its weights do not change its latency).
     if os.path.exists(ctx.path(CHECKPOINTS["float"])):
         float_model = load_float_model(ctx)
     else:
         float_model = _new_float_model(ctx).eval()
-        ctx.log("float-checkpoint.ckpt is missing: the perf baseline uses freshly initialised weights", "warning")
+        ctx.log(_("float-checkpoint.ckpt is missing: the perf baseline uses freshly initialised weights"), "warning")
     source = T.stage("int_infer").upstream(ctx.settings)
     ctx.check_cancel()
     result = ctx.backend.compile(int_model, float_model, (example,), ctx.run_dir, ctx.settings.compile, ctx.log,
@@ -595,10 +602,10 @@ def run_compile(ctx: StageContext) -> Dict[str, Any]:
     if result.deployable:
         runner = ctx.backend.load_deployable(result.deployable)
         if runner is not None:
-            ctx.log("evaluating the deployable model on the test set (CPU)")
+            ctx.log(_("evaluating the deployable model on the test set (CPU)"))
             ev = evaluate(runner, ctx.data.eval_loader(), ctx.loop(), device=torch.device("cpu"))
             metrics["top1"] = ev["top1"]
             metrics["top5"] = ev["top5"]
             ctx.emit(EpochEnd(stage="compile", epoch=1, epochs=1, top1=ev["top1"], top5=ev["top5"], best=True, seconds=ev["seconds"]))
-            ctx.log("deployable model: top-1 %.2f%%, top-5 %.2f%%" % (ev["top1"], ev["top5"]))
+            ctx.log(_("deployable model: top-1 {top1:.2f}%, top-5 {top5:.2f}%").format(top1=ev["top1"], top5=ev["top5"]))
     return metrics

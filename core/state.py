@@ -27,9 +27,10 @@ import json
 import os
 import time
 import uuid
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from .errors import QatError
+from .i18n import _
 from .io import atomic_write_json
 
 STATE_FILENAME = "state.json"
@@ -64,25 +65,34 @@ def artifact_record(run_dir: str, name: str, path: str, description: str) -> Dic
     return rec
 
 
-def artifact_problem(run_dir: str, name: str, art: Dict[str, Any]) -> Optional[str]:
-    """Why the recorded artifact ``name`` is no longer the file its stage wrote (missing, other size,
-    other content, no checksum recorded), or None when it is."""
+def artifact_check(run_dir: str, name: str, art: Dict[str, Any]) -> Optional[Tuple[str, str]]:
+    """``(kind, why)`` when the recorded artifact ``name`` is no longer the file its stage wrote, None
+    when it is. ``kind`` (for code): ``missing``, ``unchecked`` (no checksum recorded) or ``changed``
+    (other size or content); ``why``: the sentence shown, in the current language."""
     from .io import human_size, sha256_file
 
     path = os.path.join(run_dir, str(art.get("path") or name))
     if not os.path.exists(path):
-        return "%s is missing" % name
+        return "missing", _("{name} is missing").format(name=name)
     if os.path.isdir(path):
         return None
     want = art.get("sha256")
     if not want:
-        return "%s has no recorded checksum (written by an older qat-tui)" % name
+        return "unchecked", _("{name} has no recorded checksum (written by an older qat-tui)").format(name=name)
     size = os.path.getsize(path)
     if art.get("size") is not None and size != art["size"]:
-        return "%s changed since it was written (now %s, was %s)" % (name, human_size(size), human_size(int(art["size"])))
+        return "changed", _("{name} changed since it was written (now {now}, was {was})").format(
+            name=name, now=human_size(size), was=human_size(int(art["size"])))
     if sha256_file(path) != want:
-        return "%s changed since it was written (same size, other content)" % name
+        return "changed", _("{name} changed since it was written (same size, other content)").format(name=name)
     return None
+
+
+def artifact_problem(run_dir: str, name: str, art: Dict[str, Any]) -> Optional[str]:
+    """Why the recorded artifact ``name`` is no longer the file its stage wrote (missing, other size,
+    other content, no checksum recorded), or None when it is (:func:`artifact_check`'s sentence)."""
+    found = artifact_check(run_dir, name, art)
+    return found[1] if found else None
 
 
 class RunState:
@@ -111,15 +121,16 @@ class RunState:
                 data = json.load(f)
         except (OSError, ValueError) as e:
             raise QatError(
-                "the state file %s is unreadable (%s)" % (path, e),
-                hint="move it away to start the pipeline over; checkpoints in the folder are kept",
-                title="Run state",
+                _("the state file {path} is unreadable ({reason})").format(path=path, reason=e),
+                hint=_("move it away to start the pipeline over; checkpoints in the folder are kept"),
+                title=_("Run state"),
             ) from None
         if not isinstance(data, dict) or int(data.get("version", 1)) > STATE_VERSION:
             raise QatError(
-                "the state file %s is from a newer qat-tui (version %s)" % (path, data.get("version")),
-                hint="use the newer qat-tui for this run directory, or start a new one",
-                title="Run state",
+                _("the state file {path} is from a newer qat-tui (version {version})").format(
+                    path=path, version=data.get("version") if isinstance(data, dict) else "?"),
+                hint=_("use the newer qat-tui for this run directory, or start a new one"),
+                title=_("Run state"),
             )
         data.setdefault("stages", {})
         if int(data.get("version", 1)) < STATE_VERSION:

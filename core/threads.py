@@ -31,6 +31,8 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Optional, Tuple
 
+from .i18n import _
+
 RECHECK_S = 2.0
 """Seconds between two re-plans of the thread count during training."""
 
@@ -142,9 +144,9 @@ def plan(n_cores: int, other_runs: int, busy_cores: float, fixed: Optional[int] 
         return ThreadPlan(fixed, policy, "[run] threads = %d" % fixed)
     threads = max(1, min(fair, n_cores - taken))
     if not shared:
-        return ThreadPlan(threads, None, "alone on %d cores" % n_cores)
-    return ThreadPlan(threads, policy, "%d of %d cores: %d other qat-tui run(s), %.1f cores busy with other work"
-                      % (threads, n_cores, other_runs, elsewhere))
+        return ThreadPlan(threads, None, _("alone on {n} cores").format(n=n_cores))
+    return ThreadPlan(threads, policy, _("{threads} of {n} cores: {runs} other qat-tui run(s), {busy:.1f} cores busy with other work").format(
+        threads=threads, n=n_cores, runs=other_runs, busy=elsewhere))
 
 
 def choose_at_start(run_dir: str, fixed: Optional[int] = None, sample_s: float = 0.5) -> ThreadPlan:
@@ -251,7 +253,7 @@ class ThreadGovernor:
         if choice.threads != self.current:
             torch.set_num_threads(choice.threads)
             if self.log is not None:
-                self.log("CPU threads %d -> %d (%s)" % (self.current, choice.threads, choice.reason))
+                self.log(_("CPU threads {old} -> {new} ({why})").format(old=self.current, new=choice.threads, why=choice.reason))
             self.current = choice.threads
         return choice
 

@@ -27,7 +27,7 @@ import sys
 import threading
 from typing import Any, List, Optional, Tuple
 
-from .i18n import ENV_VAR, get_language, resolve_lang, set_language
+from .i18n import ENV_VAR, _, get_language, resolve_lang, set_language
 from .events import Event, RunFinished, RunStarted, StageFailed, from_dict
 from .pipeline import EVENTS_FILENAME
 from .settings import SETTINGS_FILENAME
@@ -181,7 +181,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     if is_running(run_dir):
         from .runs import lock_holder
 
-        _say("%s is being written by another run (pid %s)" % (run_dir, (lock_holder(run_dir) or {}).get("pid")))
+        _say(_("{path} is being written by another run (pid {pid})").format(
+            path=run_dir, pid=(lock_holder(run_dir) or {}).get("pid")))
         return 3
     try:
         settings = S.load(os.path.join(run_dir, SETTINGS_FILENAME))  # run_dir is the folder given, always
@@ -203,9 +204,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     plan.nice = nice
     apply_wait_policy(plan)
     group = autogroup_nice()
-    _say("worker pid %d at nice %s%s running %s (%s)" % (
-        os.getpid(), "?" if nice is None else nice, "" if group is None else " (autogroup nice %d)" % group, run_dir,
-        plan.reason))
+    _say(_("worker pid {pid} at nice {nice}{group} running {path} ({why})").format(
+        pid=os.getpid(), nice="?" if nice is None else nice,
+        group="" if group is None else _(" (autogroup nice {nice})").format(nice=group), path=run_dir, why=plan.reason))
     # Pipeline.run takes the run directory's lock and registers the run.
     ok = Pipeline(settings, cancel=cancel, thread_plan=plan).run(stages=a.stage, force=a.force)
     return 0 if ok else 1

@@ -14,6 +14,7 @@ process (``core.worker``), which the run screen follows through the run's event 
 """
 from __future__ import annotations
 
+import inspect
 from typing import Any, Dict, List, Optional
 
 from textual import work
@@ -25,7 +26,7 @@ from core.errors import QatError
 from core.settings import Settings
 
 from . import messages as M
-from core.i18n import _
+from core.i18n import N_, _
 
 from .i18n import resolve_lang
 from .screen_cache import NextStep
@@ -52,9 +53,9 @@ class QatApp(App):
     SUB_TITLE = "quantization-aware training wizard"
 
     BINDINGS = [  # every binding of the app and the screens has an id: [ui] keymap rebinds it (qat_tui.keymap)
-        Binding("ctrl+q", "quit", "Quit", priority=True, id="app.quit"),
-        Binding("q", "quit", "Quit", show=False, id="app.quit"),
-        Binding("f2", "language", "Language", show=False, id="app.language"),
+        Binding("ctrl+q", "quit", N_("Quit"), priority=True, id="app.quit"),
+        Binding("q", "quit", N_("Quit"), show=False, id="app.quit"),
+        Binding("f2", "language", N_("Language"), show=False, id="app.language"),
     ]
 
     detection: reactive[Optional[Detection]] = reactive(None)
@@ -119,7 +120,7 @@ class QatApp(App):
         if message.step > 0:
             self.pop_screen()
         else:
-            self.notify("This is the first step.", timeout=2)
+            self.notify(_("This is the first step."), timeout=2)
 
     def on_start_run(self, message: M.StartRun) -> None:
         self.start_run(message.settings)
@@ -185,7 +186,8 @@ class QatApp(App):
                 self.values["run"]["backend"] = best
                 if clean:  # the wizard's default, not an edit: quitting does not ask about it
                     self.wizard.mark_saved()
-                self.notify("%s found: the %s backend is selected (Backend step)." % (get_spec(best).summary, best), timeout=6)
+                self.notify(_("{summary} found: the {backend} backend is selected (Backend step).").format(
+                    summary=_(get_spec(best).summary), backend=best), timeout=6)
         self.detection = det
 
     # --------------------------------------------------------------------------------- runs
@@ -205,8 +207,9 @@ class QatApp(App):
         run_dir = settings.run_path()
         if is_running(run_dir):
             self.show_qat_error(RunLockedError(
-                "%s is being written by another run (pid %s)" % (run_dir, (lock_holder(run_dir) or {}).get("pid", "?")),
-                hint="follow it with qat-tui attach %s, or choose another run folder (Data step)" % run_dir,
+                _("{run_dir} is being written by another run (pid {pid})").format(
+                    run_dir=run_dir, pid=(lock_holder(run_dir) or {}).get("pid", "?")),
+                hint=_("follow it with qat-tui attach {run_dir}, or choose another run folder (Data step)").format(run_dir=run_dir),
             ))
             return False
         try:
@@ -217,9 +220,10 @@ class QatApp(App):
             self.show_qat_error(e)
             return False
         except OSError as e:
-            self.show_error("Run directory", "cannot start the run in %s: %s" % (run_dir, e), "choose another run folder (Data step)")
+            self.show_error(_("Run directory"), _("cannot start the run in {run_dir}: {error}").format(run_dir=run_dir, error=e),
+                            _("choose another run folder (Data step)"))
             return False
-        self.notify("Run started in process %d (it survives closing the wizard)." % pid, timeout=5)
+        self.notify(_("Run started in process {pid} (it survives closing the wizard).").format(pid=pid), timeout=5)
         self.push_screen(RunScreen(settings, attach=run_dir, offset=offset, started_here=True))
         return True
 
@@ -234,9 +238,10 @@ class QatApp(App):
             def chosen(choice: Optional[str]) -> None:
                 if choice == "stop":
                     rs.request_cancel()
-                    self.exit(message="Asked the run to stop at its next batch; qat-tui resume %s continues it." % rs.attach_dir)
+                    self.exit(message=_("Asked the run to stop at its next batch; qat-tui resume {run_dir} continues it.").format(
+                        run_dir=rs.attach_dir))
                 elif choice == "leave":
-                    self.exit(message="The run goes on; follow it with: qat-tui attach %s" % rs.attach_dir)
+                    self.exit(message=_("The run goes on; follow it with: qat-tui attach {run_dir}").format(run_dir=rs.attach_dir))
 
             self.push_screen(QuitModal(rs.attach_dir), chosen)
             return
@@ -251,13 +256,13 @@ class QatApp(App):
                 if yes:
                     self._quit_now()
 
-            shown = ", ".join(unsaved[:6]) + (" and %d more" % (len(unsaved) - 6) if len(unsaved) > 6 else "")
+            shown = ", ".join(unsaved[:6]) + (_(" and {n} more").format(n=len(unsaved) - 6) if len(unsaved) > 6 else "")
             self.push_screen(ConfirmModal(
-                "Quit with unsaved settings?",
-                "Changed since the settings were last loaded or saved: %s.\n"
-                "Quit now and these edits are lost. To keep them, stay and press s on the Review step "
-                "(it writes settings.toml into the run folder)." % shown,
-                yes="Quit without saving", no="Stay",
+                _("Quit with unsaved settings?"),
+                _("Changed since the settings were last loaded or saved: {keys}.\n"
+                  "Quit now and these edits are lost. To keep them, stay and press s on the Review step "
+                  "(it writes settings.toml into the run folder).").format(keys=shown),
+                yes=_("Quit without saving"), no=_("Stay"),
             ), answered)
             return
         self._quit_now()
@@ -271,9 +276,11 @@ class QatApp(App):
         self.exit()
 
     # ----------------------------------------------------------------------------- language
-    def action_language(self, lang: Optional[str] = None) -> None:
+    async def action_language(self, lang: Optional[str] = None) -> None:
         """Show the wizard in ``lang`` (default: the next of :data:`~qat_tui.i18n.LANGS`); every screen
-        on the stack that shows the language redraws it (``lang_changed``), the help pages above all."""
+        on the stack that shows the language redraws it (``lang_changed``, awaited when a coroutine:
+        the wizard steps compose themselves again, keeping the values being edited), the help pages
+        above all; the footers show the bindings in the new language."""
         from .i18n import LANGS
 
         new = lang if lang in LANGS else self._next_lang()
@@ -281,7 +288,10 @@ class QatApp(App):
         for screen in list(self.screen_stack):
             changed = getattr(screen, "lang_changed", None)
             if changed is not None:
-                changed(new)
+                result = changed(new)
+                if inspect.isawaitable(result):
+                    await result
+        self.refresh_bindings()
         self.next_step.rebuild()  # the one built ahead shows the old language
         self.notify(_("Language: English (F2 or the palette's Language switches)"), timeout=3)
 
@@ -304,9 +314,9 @@ class QatApp(App):
         good, unknown = split_keymap(keymap, known)
         self.set_keymap(good)
         if unknown:
-            self.show_error("Keymap", unknown_ids_message(unknown, known),
-                            "fix [ui] keymap in the settings file (README, Keys, lists every id and its keys); "
-                            "the other entries are applied")
+            self.show_error(_("Keymap"), unknown_ids_message(unknown, known),
+                            _("fix [ui] keymap in the settings file (README, Keys, lists every id and its keys); "
+                              "the other entries are applied"))
         return unknown
 
     def handle_bindings_clash(self, clashed_bindings: Any, node: Any) -> None:
@@ -315,23 +325,36 @@ class QatApp(App):
         for b in clashed_bindings:
             if (b.key, b.id) not in seen:
                 seen.add((b.key, b.id))
-                self.notify("[ui] keymap: %s is also the key of %s, which loses it here" % (b.key, b.id or b.action),
+                self.notify(_("[ui] keymap: {key} is also the key of {id}, which loses it here").format(key=b.key, id=b.id or b.action),
                             severity="warning", timeout=6)
 
     # ------------------------------------------------------------------------ command palette
     PALETTE = (
-        ("Next step", "next", "Go to the next wizard step"),
-        ("Back", "back", "Go back one step"),
-        ("Run", "run", "Start the run (its own process: survives closing the wizard)"),
-        ("Save settings", "save", "Write settings.toml into the run directory without running"),
-        ("Export script", "export", "Write the settings as a standalone Python script"),
-        ("Cancel run", "cancel", "Stop the running stage at the next batch (asks first)"),
-        ("Attach to a run", "attach_running", "Follow the first run in progress"),
-        ("Show results", "results", "Open the results of the run"),
-        ("Help", "help", "Explain the concepts of this screen"),
+        (N_("Next step"), "next", N_("Go to the next wizard step")),
+        (N_("Back"), "back", N_("Go back one step")),
+        (N_("Run"), "run", N_("Start the run (its own process: survives closing the wizard)")),
+        (N_("Save settings"), "save", N_("Write settings.toml into the run directory without running")),
+        (N_("Export script"), "export", N_("Write the settings as a standalone Python script")),
+        (N_("Cancel run"), "cancel", N_("Stop the running stage at the next batch (asks first)")),
+        (N_("Attach to a run"), "attach_running", N_("Follow the first run in progress")),
+        (N_("Show results"), "results", N_("Open the results of the run")),
+        (N_("Help"), "help", N_("Explain the concepts of this screen")),
     )
-    """The palette's commands on the current screen: (name, the screen's action, help). Each calls the
-    very action its key calls; it is listed where the screen has that action and allows it now."""
+    """The palette's commands on the current screen: (name, the screen's action, help), English, marked
+    with ``N_`` and shown translated. Each calls the very action its key calls; it is listed where the
+    screen has that action and allows it now."""
+
+    TEXTUAL_COMMANDS = (
+        N_("Keys"), N_("Hide the keys and widget help panel"),
+        N_("Show help for the focused widget and a summary of available keys"),
+        N_("Minimize"), N_("Minimize the widget and restore to normal size"),
+        N_("Maximize"), N_("Maximize the focused widget"),
+        N_("Screenshot"), N_("Save an SVG 'screenshot' of the current screen"),
+        N_("Bell"), N_("Ring the bell"),
+        N_("palette"), N_("Open the command palette"),  # the footer's key of the palette
+    )
+    """The titles and help of Textual's own palette commands, marked here so that they are shown
+    translated (:meth:`get_system_commands`)."""
 
     def keys_of(self, screen: Any, action: str) -> List[str]:
         """The keys (as shown) that run ``action`` of ``screen`` (or of the app) now, keymap applied."""
@@ -353,21 +376,24 @@ class QatApp(App):
         # (Textual 6.2 says "Change theme", "Quit the application"); Quit calls this app's action_quit
         for command in super().get_system_commands(screen):
             if command.callback == self.action_change_theme:
-                command = command._replace(title="Theme")
+                command = command._replace(title=_("Theme"), help=_("Change the colours of the wizard"))
             elif command.callback == self.action_quit:
-                command = command._replace(title="Quit")
+                command = command._replace(title=_("Quit"), help=_("Quit the wizard (asks first with unsaved edits or a run)"))
+            else:
+                command = command._replace(title=_(command.title), help=_(command.help))
             yield command
         for name, action, help_text in self.PALETTE:
             method = getattr(screen, "action_" + action, None)
             if method is None or screen.check_action(action, ()) is False:
                 continue
             keys = self.keys_of(screen, action)
-            yield SystemCommand(name, help_text + (" (%s)" % ", ".join(keys) if keys else ""), method)
-        names = {"en": "English", "zh": "中文"}
+            yield SystemCommand(_(name), _(help_text) + (" (%s)" % ", ".join(keys) if keys else ""), method)
+        names = {"en": "English", "zh": "中文"}  # each language's own name, never translated
         other, keys = self._next_lang(), self.keys_of(screen, "language")
-        yield SystemCommand("Language", "Switch the wizard to %s (now %s)%s" % (
-            names.get(other, other), names.get(self.wizard.lang, self.wizard.lang), " (%s)" % ", ".join(keys) if keys else ""),
-            self.action_language)
+        title = _("Language")
+        yield SystemCommand(title if title == "Language" else title + " / Language", _("Switch the wizard to {other} (now {now})").format(
+            other=names.get(other, other), now=names.get(self.wizard.lang, self.wizard.lang))
+            + (" (%s)" % ", ".join(keys) if keys else ""), self.action_language)
 
 
 __all__ = ["QatApp"]

@@ -19,6 +19,7 @@ from rich.table import Table
 
 from core import events as E
 from core import stage_table as T
+from core.i18n import _
 from core.io import human_size
 from core.record import RunRecord
 
@@ -81,19 +82,22 @@ class HeadlessConsumer:
         if isinstance(ev, E.BatchProgress):
             key = (ev.stage, ev.phase, ev.epoch)
             desc = "%s %d/%d" % (ev.phase, ev.epoch, ev.epochs) if ev.phase == "train" else ev.phase
-            rate = "%.0f img/s" % ev.images_per_s + ("  loss %.3f" % ev.loss if ev.loss is not None else "")
+            rate = _("{rate:.0f} img/s").format(rate=ev.images_per_s) + (
+                "  " + _("loss {loss:.3f}").format(loss=ev.loss) if ev.loss is not None else "")
             if key != self.task_key:
                 self._end_task()
                 self.task = self.progress.add_task(desc, total=ev.batches, stage=ev.stage, rate=rate)
                 self.task_key = key
             self.progress.update(self.task, completed=ev.batch, total=ev.batches, rate=rate)
         elif isinstance(ev, E.RunStarted):
-            c.print("[bold]qat-tui[/] run in [cyan]%s[/] - backend %s, device %s, stages: %s"
-                    % (escape(ev.run_dir), ev.backend, ev.device, ", ".join(ev.stages)), highlight=False)
+            c.print("[bold]qat-tui[/] " + escape(_("run in {run_dir} - backend {backend}, device {device}, stages: "
+                                                  "{stages}").format(run_dir=ev.run_dir, backend=ev.backend,
+                                                                     device=ev.device, stages=", ".join(ev.stages))),
+                    highlight=False)
         elif isinstance(ev, E.StageStarted):
             self._end_task()
-            inputs = " (loads %s)" % ", ".join(ev.inputs) if ev.inputs else ""
-            c.rule("[bold]%s[/]%s" % (ev.stage, inputs))
+            inputs = " " + _("(loads {inputs})").format(inputs=", ".join(ev.inputs)) if ev.inputs else ""
+            c.rule("[bold]%s[/]%s" % (ev.stage, escape(inputs)))
         elif isinstance(ev, E.PhaseStarted):
             self._end_task()
             self.task = self.progress.add_task(ev.name[:40], total=None, stage=ev.stage, rate="")
@@ -101,38 +105,44 @@ class HeadlessConsumer:
             c.print("  [dim]%s ...[/]" % escape(ev.name), highlight=False)
         elif isinstance(ev, E.PhaseFinished):
             self._end_task()
-            c.print("  [dim]%s: done in %.1f s[/]" % (escape(ev.name), ev.seconds), highlight=False)
+            c.print("  [dim]%s[/]" % escape(_("{name}: done in {seconds:.1f} s").format(name=ev.name, seconds=ev.seconds)),
+                    highlight=False)
         elif isinstance(ev, E.Heartbeat):
             if self.task is not None:  # the spinner of the phase (or of a slow batch) shows the time
-                self.progress.update(self.task, rate="%.0f s, still running" % ev.elapsed)
+                self.progress.update(self.task, rate=_("{seconds:.0f} s, still running").format(seconds=ev.elapsed))
             else:
-                c.print("  [dim]%s: still running after %.0f s[/]" % (escape(ev.phase or ev.stage), ev.elapsed), highlight=False)
+                c.print("  [dim]%s[/]" % escape(_("{what}: still running after {seconds:.0f} s").format(
+                    what=ev.phase or ev.stage, seconds=ev.elapsed)), highlight=False)
         elif isinstance(ev, E.StageSkipped):
-            if ev.metrics or ev.artifacts:
-                top1 = ev.metrics.get("top1")
-                c.print("[dim]%-9s skipped: %s%s[/]" % (ev.stage, escape(ev.reason), " (top-1 %.2f%%)" % top1 if top1 is not None else ""), highlight=False)
-            else:
-                c.print("[dim]%-9s skipped: %s[/]" % (ev.stage, escape(ev.reason)), highlight=False)
+            top1 = ev.metrics.get("top1") if (ev.metrics or ev.artifacts) else None
+            line = _("skipped: {reason}").format(reason=_(ev.reason))
+            if top1 is not None:
+                line += " " + _("(top-1 {top1:.2f}%)").format(top1=top1)
+            c.print("[dim]%-9s %s[/]" % (ev.stage, escape(line)), highlight=False)
         elif isinstance(ev, E.EpochEnd):
             self._end_task()
             parts = ["%s" % ev.stage]
             if ev.epochs > 1 or ev.train_loss is not None:
-                parts.append("epoch %d/%d" % (ev.epoch, ev.epochs))
+                parts.append(_("epoch {epoch}/{epochs}").format(epoch=ev.epoch, epochs=ev.epochs))
             if ev.train_loss is not None:
-                parts.append("loss %.3f" % ev.train_loss)
+                parts.append(_("loss {loss:.3f}").format(loss=ev.train_loss))
             parts.append("top-1 [bold]%.2f%%[/]" % ev.top1)
             parts.append("top-5 %.2f%%" % ev.top5)
             if ev.lr is not None:
                 parts.append("lr %.2g" % ev.lr)
-            c.print("  " + "  ".join(parts) + ("  [green]best[/]" if ev.best and ev.epochs > 1 else ""), highlight=False)
+            best = "  [green]%s[/]" % escape(_("best")) if ev.best and ev.epochs > 1 else ""
+            c.print("  " + "  ".join(parts) + best, highlight=False)
         elif isinstance(ev, E.LogLine):
             style = {"warning": "yellow", "error": "red"}.get(ev.level, "dim")
             text = ev.text if ev.level != "error" else ev.text.rstrip().splitlines()[-1]
             c.print("  [%s]%s[/]" % (style, escape(text)), highlight=False, markup=True)
         elif isinstance(ev, E.ArtifactWritten):
-            c.print("  wrote [cyan]%s[/] (%s)" % (escape(ev.name), human_size(ev.size)), highlight=False)
+            c.print("  " + escape(_("wrote {name} ({size})").format(name=ev.name, size=human_size(ev.size))),
+                    highlight=False)
         elif isinstance(ev, E.CheckAdvice):
-            c.print("  model check: %s" % ("[green]%s[/]" % escape(ev.summary) if ev.passed else "[red]%s[/]" % escape(ev.summary)), highlight=False)
+            summary = escape(_(ev.summary))
+            c.print("  %s %s" % (escape(_("model check:")), "[green]%s[/]" % summary if ev.passed else "[red]%s[/]" % summary),
+                    highlight=False)
             for item in ev.items:
                 if item.get("status") in ("int8",) or item.get("suggestion") in ("none", "nothing to do"):
                     continue
@@ -140,12 +150,13 @@ class HeadlessConsumer:
                 c.print(escape("    %-18s -> %s" % ("", item.get("suggestion"))), highlight=False)
         elif isinstance(ev, E.StageFinished):
             self._end_task()
-            c.print("[green]%s finished[/] in %.0f s" % (ev.stage, ev.seconds), highlight=False)
+            c.print("[green]%s[/]" % escape(_("{stage} finished in {seconds:.0f} s").format(stage=ev.stage, seconds=ev.seconds)),
+                    highlight=False)
         elif isinstance(ev, E.StageFailed):
             self._end_task()
             self.settings_error = self.settings_error or bool(getattr(ev, "settings_error", False))
             color = "yellow" if ev.cancelled else "red"
-            c.print("[bold %s]%s: %s[/]" % (color, escape(ev.title), escape(ev.message)), highlight=False)
+            c.print("[bold %s]%s: %s[/]" % (color, escape(_(ev.title)), escape(ev.message)), highlight=False)
             if ev.hint:
                 c.print("[%s]->[/] %s" % (color, escape(ev.hint)), highlight=False)
         elif isinstance(ev, E.RunFinished):
@@ -155,31 +166,32 @@ class HeadlessConsumer:
         c = self.console
         rows = self.record.accuracy_rows()
         if rows:
-            t = Table(title="Accuracy on the test set", title_justify="left")
-            t.add_column("stage")
+            t = Table(title=_("Accuracy on the test set"), title_justify="left")
+            t.add_column(_("stage"))
             t.add_column("top-1 %", justify="right")
             t.add_column("top-5 %", justify="right")
-            t.add_column("vs float (points)", justify="right")
+            t.add_column(_("vs float (points)"), justify="right")
             for r in rows:
-                t.add_row(T.stage(r["stage"]).label, "%.2f" % r["top1"], "%.2f" % r["top5"] if r["top5"] is not None else "-",
+                t.add_row(_(T.stage(r["stage"]).label), "%.2f" % r["top1"], "%.2f" % r["top5"] if r["top5"] is not None else "-",
                           "-" if r["drop"] is None else "%+.2f" % -r["drop"])
             c.print(t)
         if self.record.artifacts:
-            t = Table(title="Artifacts", title_justify="left")
-            t.add_column("file")
-            t.add_column("size", justify="right")
-            t.add_column("what it is for")
+            t = Table(title=_("Artifacts"), title_justify="left")
+            t.add_column(_("file"))
+            t.add_column(_("size"), justify="right")
+            t.add_column(_("what it is for"))
             for name, a in self.record.artifacts.items():
-                t.add_row(name, human_size(a.get("size", 0)), a.get("description", ""))
+                t.add_row(name, human_size(a.get("size", 0)), _(a.get("description", "")))
             c.print(t)
         fin = self.record.finished
         if fin is not None:
             if fin.ok:
-                c.print("[bold green]done[/] in %.0f s" % fin.seconds, highlight=False)
+                c.print("[bold green]%s[/]" % escape(_("done in {seconds:.0f} s").format(seconds=fin.seconds)), highlight=False)
             elif fin.cancelled:
-                c.print("[bold yellow]cancelled[/] in %s; run the same command again to resume" % fin.failed_stage, highlight=False)
+                c.print("[bold yellow]%s[/]" % escape(_("cancelled in {stage}; run the same command again to resume").format(
+                    stage=fin.failed_stage)), highlight=False)
             else:
-                c.print("[bold red]failed[/] in %s" % fin.failed_stage, highlight=False)
+                c.print("[bold red]%s[/]" % escape(_("failed in {stage}").format(stage=fin.failed_stage)), highlight=False)
 
 
 def run_headless(settings: Any, stages: Optional[List[str]] = None, force: bool = False, console: Optional[Console] = None,
@@ -208,7 +220,7 @@ def run_headless(settings: Any, stages: Optional[List[str]] = None, force: bool 
     def on_sigint(_sig: int, _frm: Any) -> None:
         if cancel.is_set():
             raise KeyboardInterrupt
-        consumer.console.print("[yellow]cancelling at the next batch (Ctrl+C again to abort now)[/]")
+        consumer.console.print("[yellow]%s[/]" % escape(_("cancelling at the next batch (Ctrl+C again to abort now)")))
         cancel.set()
 
     if threading.current_thread() is threading.main_thread():

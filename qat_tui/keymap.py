@@ -18,6 +18,8 @@ import pkgutil
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Mapping, Tuple
 
+from core.i18n import _, ngettext
+
 
 @dataclass
 class BindingInfo:
@@ -77,9 +79,10 @@ def unknown_ids_message(unknown: List[str], known: Iterable[str]) -> str:
     parts = []
     for name in unknown:
         close = difflib.get_close_matches(name, known, n=1)
-        parts.append("%r%s" % (name, " (did you mean %s?)" % close[0] if close else ""))
-    return "[ui] keymap: unknown binding id%s %s; the valid ids: %s" % (
-        "s" if len(unknown) > 1 else "", ", ".join(parts), ", ".join(known))
+        parts.append("%r%s" % (name, _(" (did you mean {id}?)").format(id=close[0]) if close else ""))
+    return ngettext("[ui] keymap: unknown binding id {ids}; the valid ids: {known}",
+                    "[ui] keymap: unknown binding ids {ids}; the valid ids: {known}", len(unknown)).format(
+        ids=", ".join(parts), known=", ".join(known))
 
 
 __all__ = ["BindingInfo", "binding_ids", "wizard_classes", "split_keymap", "unknown_ids_message"]

@@ -18,6 +18,8 @@ import sys
 from typing import List, Optional
 from urllib.parse import urlsplit
 
+from core.i18n import _
+
 WEB_DRIVER = "textual.drivers.web_driver:WebDriver"
 """The ``TEXTUAL_DRIVER`` textual-serve sets for the app it starts (textual_serve/app_service.py)."""
 
@@ -42,14 +44,14 @@ def host_problem(host: str, allow_remote: bool) -> Optional[str]:
     """The one-line refusal for a host that is not loopback without ``--allow-remote``, else None."""
     if is_loopback(host) or allow_remote:
         return None
-    return ("qat-tui serve: refusing to listen on %s: anyone who can reach it could drive the wizard "
-            "(start training, read and write files as you); serve on 127.0.0.1 and forward the port over "
-            "SSH, or pass --allow-remote to listen there anyway" % host)
+    return _("qat-tui serve: refusing to listen on {host}: anyone who can reach it could drive the wizard "
+             "(start training, read and write files as you); serve on 127.0.0.1 and forward the port over "
+             "SSH, or pass --allow-remote to listen there anyway").format(host=host)
 
 
 def remote_warning(host: str, port: int) -> str:
-    return ("warning: serving on %s:%d without a password: anyone who can reach this port can drive the "
-            "wizard and read and write your files; stop it with Ctrl+C when done" % (host, port))
+    return _("warning: serving on {host}:{port} without a password: anyone who can reach this port can drive "
+             "the wizard and read and write your files; stop it with Ctrl+C when done").format(host=host, port=port)
 
 
 def wizard_command(config: Optional[str], preset: Optional[str], lang: Optional[str] = None) -> str:
@@ -109,12 +111,12 @@ def serve(host: str, port: int, allow_remote: bool, config: Optional[str], prese
         print(problem, file=sys.stderr)
         return 2
     if not 1 <= port <= 65535:
-        print("qat-tui serve: --port must be 1-65535, not %d" % port, file=sys.stderr)
+        print(_("qat-tui serve: --port must be 1-65535, not {port}").format(port=port), file=sys.stderr)
         return 2
     try:
         import textual_serve.server  # noqa: F401
     except ImportError:
-        print("qat-tui serve needs the textual-serve package (Python >= 3.8): pip install textual-serve",
+        print(_("qat-tui serve needs the textual-serve package (Python >= 3.8): pip install textual-serve"),
               file=sys.stderr)
         return 2
     if not is_loopback(host):
@@ -123,6 +125,7 @@ def serve(host: str, port: int, allow_remote: bool, config: Optional[str], prese
     try:
         server.serve()
     except OSError as e:  # the port is taken, or the address is not this machine's
-        print("qat-tui serve: cannot listen on %s: %s" % (_url_host(host, port), e.strerror or e), file=sys.stderr)
+        print(_("qat-tui serve: cannot listen on {address}: {error}").format(address=_url_host(host, port),
+                                                                           error=e.strerror or e), file=sys.stderr)
         return 2
     return 0

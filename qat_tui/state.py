@@ -14,13 +14,16 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
 from core.errors import QatError
-from core.i18n import set_language
+from core.i18n import N_, _, set_language
 from core.settings import PRESETS, Settings, preset, validate
 
 
 @dataclass(frozen=True)
 class Step:
-    """A wizard step: its breadcrumb name, heading and screen (``"module:Class"``, imported when shown)."""
+    """A wizard step: its breadcrumb name, heading and screen (``"module:Class"``, imported when shown).
+
+    ``name`` and ``heading`` are English, marked with ``N_``: shown through :attr:`title` /
+    :attr:`heading_shown` (or ``_()``), in the language of the moment."""
 
     name: str
     heading: str
@@ -32,19 +35,30 @@ class Step:
         ``qat_tui/help/<lang>/<id>.md`` (see :mod:`qat_tui.i18n`)."""
         return self.name.lower()
 
+    @property
+    def title(self) -> str:
+        """The breadcrumb name in the current language."""
+        return _(self.name)
+
+    @property
+    def heading_shown(self) -> str:
+        """The heading in the current language."""
+        return _(self.heading)
+
 
 STEPS: Tuple[Step, ...] = (
-    Step("Data", "Data and run directory", "qat_tui.screens.data_screen:DataScreen"),
-    Step("Model", "Model and input size", "qat_tui.screens.model_screen:ModelScreen"),
-    Step("Backend", "Backend and device", "qat_tui.screens.backend_screen:BackendScreen"),
-    Step("Stages", "Stages and epochs", "qat_tui.screens.stages_screen:StagesScreen"),
-    Step("Qconfig", "Quantization config (qconfig)", "qat_tui.screens.qconfig_screen:QconfigScreen"),
-    Step("Compile", "Compile options", "qat_tui.screens.compile_screen:CompileScreen"),
-    Step("Review", "Review", "qat_tui.screens.review_screen:ReviewScreen"),
+    Step(N_("Data"), N_("Data and run directory"), "qat_tui.screens.data_screen:DataScreen"),
+    Step(N_("Model"), N_("Model and input size"), "qat_tui.screens.model_screen:ModelScreen"),
+    Step(N_("Backend"), N_("Backend and device"), "qat_tui.screens.backend_screen:BackendScreen"),
+    Step(N_("Stages"), N_("Stages and epochs"), "qat_tui.screens.stages_screen:StagesScreen"),
+    Step(N_("Qconfig"), N_("Quantization config (qconfig)"), "qat_tui.screens.qconfig_screen:QconfigScreen"),
+    Step(N_("Compile"), N_("Compile options"), "qat_tui.screens.compile_screen:CompileScreen"),
+    Step(N_("Review"), N_("Review"), "qat_tui.screens.review_screen:ReviewScreen"),
 )
 """The wizard's steps in order; breadcrumbs and "Step n of N" headings are derived from it."""
 
 STEP_NAMES = [s.name for s in STEPS]
+"""The steps' names in English (translate with ``_()`` where shown: :func:`breadcrumb`)."""
 
 
 def step_index(screen_path: str) -> int:
@@ -53,8 +67,8 @@ def step_index(screen_path: str) -> int:
 
 
 def step_heading(index: int) -> str:
-    """``"Step 3 of 7 - Backend and device"``."""
-    return "Step %d of %d - %s" % (index + 1, len(STEPS), STEPS[index].heading)
+    """``"Step 3 of 7 - Backend and device"``, in the current language."""
+    return _("Step {n} of {total} - {heading}").format(n=index + 1, total=len(STEPS), heading=STEPS[index].heading_shown)
 
 
 def screen_class(index: int) -> type:
@@ -159,7 +173,8 @@ def device_problem(device: str, detection: Optional[Detection]) -> Optional[str]
     spec = device.strip().lower()
     if spec == "auto" or spec in names or (spec == "cuda" and "cuda:0" in names):
         return None
-    return "device %r does not exist on this machine -> use one of: %s (or 'auto')" % (spec, ", ".join(names))
+    return _("device {device!r} does not exist on this machine -> use one of: {names} (or 'auto')").format(
+        device=spec, names=", ".join(names))
 
 
 class WizardState:
@@ -196,7 +211,7 @@ class WizardState:
         """The values as the settings file would hold them (validated: a value typed differently but
         equal is no edit); the values themselves while something is invalid."""
         try:
-            return validate(copy.deepcopy(self.values), source="settings", backend_offers=False).model_dump()
+            return validate(copy.deepcopy(self.values), backend_offers=False).model_dump()
         except QatError:
             return copy.deepcopy(self.values)
 
@@ -229,7 +244,7 @@ class WizardState:
         Raises:
             SettingsError: a value is invalid (names the key and what is allowed).
         """
-        return validate(copy.deepcopy(self.values), source="settings")
+        return validate(copy.deepcopy(self.values))
 
     def attach_settings(self, run_dir: str) -> Settings:
         """The settings to show an attached run with: the run folder's own settings.toml (what the run

@@ -16,6 +16,12 @@ from typing import Any, Dict
 
 import pytest
 
+# Tests expect English unless they choose zh: a developer's zh locale (or a QAT_TUI_LANG left set) must
+# not change what the CLI, the wizard and their subprocesses print. Tests of the locale pass their own env.
+for _var in ("LANGUAGE", "LC_ALL", "QAT_TUI_LANG"):
+    os.environ.pop(_var, None)
+os.environ["LANG"] = "C.UTF-8"
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The real CIFAR-10 archive: $SHARED_DATA (the Makefile sets it), else shared/data next to the clone.
 SHARED_DATA = os.path.abspath(os.environ.get("SHARED_DATA") or os.path.join(REPO, "..", "shared", "data"))

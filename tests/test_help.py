@@ -141,7 +141,7 @@ def test_pages_are_package_data() -> None:
 async def open_help(pilot: Any, app: Any, key: str, page: str, lang: str) -> None:
     """Press ``key`` on the current screen: the help screen shows ``page``'s first heading in
     ``lang`` (the Markdown's H1); Escape returns to the same screen."""
-    from qat_tui.screens.help_screen import CLOSE_HINT
+    from qat_tui.screens.help_screen import close_hint
 
     before = app.screen
     want = first_heading(read_help(page, lang))
@@ -154,7 +154,7 @@ async def open_help(pilot: Any, app: Any, key: str, page: str, lang: str) -> Non
     await wait_for(pilot, lambda: text_of(h1).strip() == want, 5, "the heading %r" % want)
     assert 0 <= h1.region.y < SIZE[1] and h1.region.height > 0  # on screen, at the top
     title = text_of(help_screen.query_one("#help-title"))
-    assert want in title and CLOSE_HINT[lang] in title  # the key hint in the page's language
+    assert want in title and close_hint(lang) in title  # the key hint in the page's language
     await pilot.press("escape")
     await wait_for(pilot, lambda: app.screen is before, 5, "back on %s" % type(before).__name__)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional
 
+from ..i18n import _
 from ..errors import BackendError
 from .base import BackendInfo, FakeQuantState, QuantBackend
 from .spec import ENTRY_POINT_GROUP, BackendSpec
@@ -75,8 +76,8 @@ def get_spec(name: str) -> BackendSpec:
     found = specs().get(name)
     if found is None:
         raise BackendError(
-            "unknown backend %r" % name,
-            hint="registered backends: %s (entry point group %s)" % (", ".join(specs()) or "none", ENTRY_POINT_GROUP),
+            _("unknown backend %r") % name,
+            hint=_("registered backends: %s (entry point group %s)") % (", ".join(specs()) or "none", ENTRY_POINT_GROUP),
         )
     return found
 
@@ -103,8 +104,8 @@ def get_backend(name: str, settings: Any = None) -> QuantBackend:
     if not info.available:
         others = [n for n in specs() if n != name]
         raise BackendError(
-            "backend %r cannot run here: %s" % (name, info.reason),
-            hint=("set [run] backend = %r, or install what is missing" % others[0]) if others else None,
+            _("backend %r cannot run here: %s") % (name, info.reason),
+            hint=(_("set [run] backend = %r, or install what is missing") % others[0]) if others else None,
         )
     return spec.create(settings)
 

@@ -21,6 +21,7 @@ import enum
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Callable, ContextManager, Dict, Iterator, List, Optional, Tuple, Union
+from ..i18n import _
 
 
 class FakeQuantState(str, enum.Enum):
@@ -151,8 +152,8 @@ def damaged_int_model(path: str, kind: str, error: BaseException) -> Exception:
 
     first = str(error).splitlines()[0] if str(error) else type(error).__name__
     return CheckpointError(
-        "%s is damaged or not %s (%s)" % (path, kind, first),
-        hint="delete it and run the int_infer stage again",
+        _("%s is damaged or not %s (%s)") % (path, kind, first),
+        hint=_("delete it and run the int_infer stage again"),
     )
 
 
@@ -295,14 +296,14 @@ class QuantBackend(ABC):
         observers = self.calib_observers()
         if settings.calib.enabled and settings.qconfig.calib_observer not in observers and "default" not in observers:
             raise BackendError(
-                "[qconfig] calib_observer = %r is not offered by the %s backend" % (settings.qconfig.calib_observer, self.name),
-                hint="choose one of: %s" % ", ".join(observers),
+                _("[qconfig] calib_observer = %r is not offered by the %s backend") % (settings.qconfig.calib_observer, self.name),
+                hint=_("choose one of: %s") % ", ".join(observers),
             )
         if settings.qconfig.int16_layers and self.precision_fix() != "int16_layers":
             from ..errors import SettingsError
 
-            raise SettingsError("[qconfig] int16_layers is not offered by the %s backend" % self.name,
-                                hint="move the layers to [qconfig] float_layers (kept in float), or clear int16_layers")
+            raise SettingsError(_("[qconfig] int16_layers is not offered by the %s backend") % self.name,
+                                hint=_("move the layers to [qconfig] float_layers (kept in float), or clear int16_layers"))
 
     def precision_fix(self) -> str:
         """The settings key that keeps a layer in higher precision here, the debug's one-key fix:
@@ -328,8 +329,8 @@ class QuantBackend(ABC):
         """
         from ..errors import BackendError
 
-        raise BackendError("the %s backend has no per-layer debug yet" % self.name,
-                           hint="run the debug on a run of the torch backend")
+        raise BackendError(_("the %s backend has no per-layer debug yet") % self.name,
+                           hint=_("run the debug on a run of the torch backend"))
 
     def layers_in_float(self, prepared: Any, names: List[str]) -> ContextManager[None]:
         """A context in which the named layers of ``prepared`` run in float (fake quant off on their
@@ -340,7 +341,7 @@ class QuantBackend(ABC):
         """
         from ..errors import BackendError
 
-        raise BackendError("the %s backend has no per-layer debug yet" % self.name)
+        raise BackendError(_("the %s backend has no per-layer debug yet") % self.name)
 
     def signature(self) -> Dict[str, Any]:
         """What checkpoints record about the backend, to refuse ones made by another backend."""

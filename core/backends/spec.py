@@ -31,6 +31,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple, Type
 
+from ..i18n import _
 from .base import BackendInfo
 
 ENTRY_POINT_GROUP = "qat_tui.backends"
@@ -53,7 +54,11 @@ class BackendSpec:
         compile_keys: the core ``[compile]`` keys its compile stage reads.
         template: file name of its export-script template, beside the spec's module (None: no export).
         preferred: the wizard defaults to the available backend with the highest value.
-        step_notes: wizard step name -> paragraphs the step shows for this backend.
+        step_notes: wizard step name -> paragraphs the step shows for this backend (``N_()``-marked:
+            the wizard shows them translated).
+        template_comments: the English text of each comment marker of its template (``# {{#key}}``,
+            ``\"\"\"{{#key}}\"\"\"``), ``N_()``-marked; the exported script has them in the current language
+            (:func:`core.export.render_comments`).
     """
 
     name: str
@@ -65,16 +70,17 @@ class BackendSpec:
     template: Optional[str] = None
     preferred: int = 0
     step_notes: Dict[str, List[str]] = field(default_factory=dict)
+    template_comments: Dict[str, str] = field(default_factory=dict)
     module_dir: str = ""
 
     def create(self, settings: Any = None) -> Any:
         """The backend instance for ``settings`` (imports the implementation and its toolchain)."""
-        module, _, attr = self.factory.partition(":")
+        module, _sep, attr = self.factory.partition(":")
         return getattr(importlib.import_module(module), attr)(settings)
 
     def detect(self) -> BackendInfo:
         """Whether the toolchain imports here, with versions or the reason it does not (imports it)."""
-        return BackendInfo(self.name, True, "", {}, self.summary)
+        return BackendInfo(self.name, True, "", {}, _(self.summary))
 
     def choices(self, values: Dict[str, Dict[str, Any]], info: Optional[BackendInfo]) -> Choices:
         """The values this backend offers for settings, given the current ``values`` (the shape of

@@ -10,16 +10,18 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from core.backends import specs
+from core.i18n import N_, _
 
 from ..state import Detection, device_problem
 from ..widgets.fields import SettingField, step_fields
 from .base import WizardStep
 
-DEVICE_NOTE = (
+DEVICE_NOTE = N_(
     "Horizon's sample hard-codes device cuda:2, which fails on machines with fewer GPUs; "
     "only the devices that exist on this machine are offered here."
 )
-AUTO_LABEL = "auto (first GPU, else CPU)"
+AUTO_LABEL = N_("auto (first GPU, else CPU)")
+"""English, marked: shown with ``_()``."""
 
 
 class BackendScreen(WizardStep):
@@ -27,13 +29,13 @@ class BackendScreen(WizardStep):
 
     def compose_form(self) -> Iterable[Widget]:
         yield Static(
-            Text("detecting backends and devices... (imports torch: a few seconds)", style="italic yellow"),
+            Text(_("detecting backends and devices... (imports torch: a few seconds)"), style="italic yellow"),
             id="detect-status",
         )
         yield self.field("run", "backend", options=[(name, name) for name in specs()],
                          help=self._backend_help(self.values["run"]["backend"]))
-        yield self.field("run", "device", options=[(AUTO_LABEL, "auto")])
-        yield Static(DEVICE_NOTE, classes="step-note")
+        yield self.field("run", "device", options=[(_(AUTO_LABEL), "auto")])
+        yield Static(_(DEVICE_NOTE), classes="step-note")
         for name, spec in specs().items():  # each backend's own options for this step, shown for it only
             keys = step_fields(name, "backend") if spec.options is not None else []
             if not keys:
@@ -49,17 +51,21 @@ class BackendScreen(WizardStep):
         choices = self.wizard.offered(section, key)
         if choices is None:
             return None
-        return [(label, value) for value, label in choices.items()]
+        return [(_(label), value) for value, label in choices.items()]
 
     @staticmethod
     def _backend_help(name: str) -> str:
         spec = specs().get(name)
-        return spec.summary if spec is not None else ""
+        return _(spec.summary) if spec is not None else ""
 
     def on_mount(self) -> None:
         self._show_backend_options()
         self.get_field("run", "backend").control.focus()
         self.watch(self.app, "detection", self._on_detected)
+
+    def after_recompose(self) -> None:
+        self._show_backend_options()
+        self._on_detected(self.detection)
 
     def _show_backend_options(self) -> None:
         chosen = self.get_field("run", "backend").raw()
@@ -74,20 +80,21 @@ class BackendScreen(WizardStep):
         if det is None or not self.is_attached:
             return
         t = Text()
-        t.append("Backends:\n", style="bold")
+        t.append(_("Backends:") + "\n", style="bold")
         for b in det.backends:
             versions = ", ".join("%s %s" % kv for kv in b.versions.items())
             if b.available:
                 t.append("  ok  %s" % b.name, style="bold green")
                 t.append("  %s\n" % versions)
                 if b.description:
-                    t.append("      %s\n" % b.description, style="dim")
+                    t.append("      %s\n" % _(b.description), style="dim")
                 if b.reason:
-                    t.append("      %s\n" % b.reason, style="yellow")
+                    t.append("      %s\n" % _(b.reason), style="yellow")
             else:
                 t.append("  --  %s" % b.name, style="bold red")
-                t.append("  cannot run here: %s%s\n" % (b.reason, (" (%s)" % versions) if versions else ""), style="red")
-        t.append("Devices found:\n", style="bold")
+                t.append("  " + _("cannot run here: {reason}").format(reason=_(b.reason))
+                         + ((" (%s)" % versions) if versions else "") + "\n", style="red")
+        t.append(_("Devices found:") + "\n", style="bold")
         for d in det.devices:
             t.append("  %-7s %s\n" % (d.name, d.label))
         for e in det.errors:
@@ -95,7 +102,7 @@ class BackendScreen(WizardStep):
         t.rstrip()
         self.query_one("#detect-status", Static).update(t)
         dev = self.get_field("run", "device")
-        dev.set_options([(AUTO_LABEL, "auto")] + [("%s - %s" % (d.name, d.label), d.name) for d in det.devices])
+        dev.set_options([(_(AUTO_LABEL), "auto")] + [("%s - %s" % (d.name, d.label), d.name) for d in det.devices])
         backend = self.get_field("run", "backend")
         if backend.raw() != self.values["run"]["backend"]:
             backend.set_value(self.values["run"]["backend"])  # a preferred backend became the default
@@ -128,8 +135,8 @@ class BackendScreen(WizardStep):
             return
         info = det.info(f.raw())
         if info is not None and not info.available:
-            f.show_error("backend %r cannot run here: %s (you can still write the settings for another machine)"
-                         % (f.raw(), info.reason))
+            f.show_error(_("backend {backend!r} cannot run here: {reason} (you can still write the settings for another machine)")
+                         .format(backend=f.raw(), reason=_(info.reason)))
 
     def on_setting_field_changed(self, event: SettingField.Changed) -> None:
         super().on_setting_field_changed(event)
@@ -146,7 +153,7 @@ class BackendScreen(WizardStep):
         problem = self.check_device()
         if problem:
             self.get_field("run", "device").control.focus()
-            return "Choose a device that exists here."
+            return _("Choose a device that exists here.")
         return None
 
     def commit(self, strict: bool = True) -> bool:

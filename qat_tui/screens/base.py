@@ -9,8 +9,10 @@ number, heading and breadcrumb come from :data:`qat_tui.state.STEPS`; it asks th
 """
 from __future__ import annotations
 
-from typing import Any, Iterable, List, Optional
+import dataclasses
+from typing import Any, Dict, Iterable, List, Optional
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual import events
 from textual.app import ComposeResult
@@ -20,20 +22,43 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Button, Footer, Input, Static
 
+from core.i18n import N_, _
+
 from .. import messages as M
 from ..state import STEP_NAMES, STEPS, WizardState, step_heading, step_index
 from ..widgets.fields import SettingField
 
-HELP_HINT = {"en": "? or F1: help", "zh": "? 或 F1：帮助"}
-"""After each step's heading: the key of its help page, in the wizard's language."""
+
+def help_hint() -> str:
+    """After each step's heading: the key of its help page, in the wizard's language."""
+    return _("? or F1: help")
+
+
+class TranslatedBindings:
+    """A screen mixin: the descriptions of its bindings (and of the app's), marked with ``N_`` where
+    they are declared (class attributes), are shown translated: the Footer, the palette's Keys panel
+    and :meth:`~qat_tui.app.QatApp.keys_of` read :attr:`active_bindings`, which gives copies of the
+    bindings with ``description`` and ``tooltip`` in the current language. After a language switch
+    ``app.refresh_bindings()`` redraws the footer."""
+
+    @property
+    def active_bindings(self) -> Dict[str, Any]:
+        found = super().active_bindings  # type: ignore[misc]
+        out = {}
+        for key, active in found.items():
+            b = active.binding
+            if b.description or b.tooltip:
+                b = dataclasses.replace(b, description=_(b.description), tooltip=_(b.tooltip) if b.tooltip else b.tooltip)
+            out[key] = active._replace(binding=b, tooltip=_(active.tooltip) if active.tooltip else active.tooltip)
+        return out
 
 
 def breadcrumb(current: int, names: Optional[List[str]] = None) -> Text:
     """``qat-tui | 1 Data > 2 Backend > ...`` with the current step highlighted (-1: none, e.g. Run)."""
-    names = names or STEP_NAMES
+    names = [_(n) for n in (names or STEP_NAMES)]
     t = Text(" qat-tui ", style="bold")
     t.append("| ", style="dim")
-    if 11 + sum(len(n) + 5 for n in names) > 78:  # seven steps do not fit 80 columns after the name
+    if 11 + sum(cell_len(n) + 5 for n in names) > 78:  # seven steps do not fit 80 columns after the name
         t = Text(" ")
     for i, name in enumerate(names):
         if i:
@@ -48,7 +73,7 @@ def breadcrumb(current: int, names: Optional[List[str]] = None) -> Text:
     return t
 
 
-class HelpfulScreen(Screen):
+class HelpfulScreen(TranslatedBindings, Screen):
     """A screen with a help page: ``?`` and F1 open it (:class:`~.help_screen.HelpScreen`) in the
     wizard's language (``app.wizard.lang``). The keys are bound here once, as priority bindings, so
     they work while a text box has the focus (no setting takes a ``?``).
@@ -60,19 +85,21 @@ class HelpfulScreen(Screen):
     HELP_PAGE = ""
 
     BINDINGS = [  # not in the footer: at 80 columns it has no room left (the step heading says it)
-        Binding("f1", "help", "Help", show=False, priority=True, id="help.open"),
-        Binding("question_mark", "help", "Help", key_display="?", show=False, priority=True, id="help.open"),
+        Binding("f1", "help", N_("Help"), show=False, priority=True, id="help.open"),
+        Binding("question_mark", "help", N_("Help"), key_display="?", show=False, priority=True, id="help.open"),
     ]
 
     def help_page(self) -> str:
         """The name of this screen's help page."""
         return self.HELP_PAGE
 
-    def action_help(self) -> None:
+    def action_help(self, topic: str = "") -> None:
+        """Open this screen's help page; with ``topic`` (a setting's key, from a field's "more" link)
+        scrolled to the section that explains it."""
         from .help_screen import HelpScreen
 
         wizard = getattr(self.app, "wizard", None)
-        self.app.push_screen(HelpScreen(self.help_page(), getattr(wizard, "lang", "en")))
+        self.app.push_screen(HelpScreen(self.help_page(), getattr(wizard, "lang", "en"), topic=topic))
 
 
 class WizardStep(HelpfulScreen):
@@ -80,14 +107,15 @@ class WizardStep(HelpfulScreen):
     and ``HEADING``; its help page is named by its step id."""
 
     INTRO = ""
-    NEXT_LABEL = "Next >"
+    """The step's introduction (English, marked with ``N_``; shown translated)."""
+    NEXT_LABEL = N_("Next >")
 
     BINDINGS = [
-        Binding("ctrl+n", "next", "Next", id="wizard.next"),
-        Binding("escape", "back", "Back", id="wizard.back"),
-        Binding("n", "next", "Next", show=False, id="wizard.next"),
-        Binding("ctrl+b", "back", "Back", show=False, id="wizard.back"),
-        Binding("b", "back", "Back", show=False, id="wizard.back"),
+        Binding("ctrl+n", "next", N_("Next"), id="wizard.next"),
+        Binding("escape", "back", N_("Back"), id="wizard.back"),
+        Binding("n", "next", N_("Next"), show=False, id="wizard.next"),
+        Binding("ctrl+b", "back", N_("Back"), show=False, id="wizard.back"),
+        Binding("b", "back", N_("Back"), show=False, id="wizard.back"),
     ]
 
     @property
@@ -111,12 +139,12 @@ class WizardStep(HelpfulScreen):
         with VerticalScroll(id="form"):
             yield Static(self.heading_text(), classes="step-heading")
             if self.INTRO:
-                yield Static(self.INTRO, classes="step-intro")
+                yield Static(_(self.INTRO), classes="step-intro")
             yield from self.compose_form()
         with Horizontal(id="nav"):
-            yield Button("< Back", id="nav-back", compact=True)
+            yield Button(_("< Back"), id="nav-back", compact=True)
             yield Static("", id="nav-status")
-            yield Button(self.NEXT_LABEL, id="nav-next", compact=True, variant="primary")
+            yield Button(_(self.NEXT_LABEL), id="nav-next", compact=True, variant="primary")
         yield Footer()
 
     def compose_form(self) -> Iterable[Widget]:
@@ -133,13 +161,34 @@ class WizardStep(HelpfulScreen):
 
     def heading_text(self) -> Text:
         """``Step n of N - heading`` and the help key, in the wizard's language."""
-        return Text.assemble((self.HEADING, "bold"), ("   " + HELP_HINT.get(self.wizard.lang, HELP_HINT["en"]), "dim"))
+        return Text.assemble((self.HEADING, "bold"), ("   " + help_hint(), "dim"))
 
-    def lang_changed(self, lang: str) -> None:
-        """The app switched the language (palette's Language, F2): redraw what shows it."""
-        for heading in self.query(".step-heading"):
-            if isinstance(heading, Static):
-                heading.update(self.heading_text())
+    async def lang_changed(self, lang: str) -> None:
+        """The app switched the language (palette's Language, F2): the whole step is composed again in
+        the new language. The values live in the shared :class:`WizardState` (the valid ones are stored
+        first) and what is typed in each box, valid or not, is put back, with the focus and the scroll."""
+        typed = {f.control_id: f.control.value for f in self.fields() if f.is_mounted}
+        focused = self.focused.id if self.focused is not None else None
+        form = self.query("#form")
+        scroll_y = form.first().scroll_y if form else 0
+        self.commit(strict=False)
+        await self.recompose()
+        for f in self.fields():
+            if f.control_id in typed:
+                try:
+                    f.restore(typed[f.control_id])
+                except Exception:  # a select whose options changed: it keeps the stored value
+                    pass
+        self.after_recompose()
+        if focused:
+            found = self.query("#" + focused)
+            if found:
+                found.first().focus()
+        self.query_one("#form").scroll_to(y=scroll_y, animate=False, immediate=True)
+
+    def after_recompose(self) -> None:
+        """Refill what the step computes after mounting (status lines, reports) once it was composed
+        again (a language switch); the steps that have such lines override it."""
 
     # ------------------------------------------------------------------------------- fields
     @property
@@ -170,7 +219,8 @@ class WizardStep(HelpfulScreen):
             return True
         if bad:
             bad[0].control.focus()
-            self.set_status("Fix %d value(s) marked in red (%s)." % (len(bad), ", ".join("%s.%s" % (f.section, f.key) for f in bad)))
+            self.set_status(_("Fix {n} value(s) marked in red ({keys}).").format(
+                n=len(bad), keys=", ".join("%s.%s" % (f.section, f.key) for f in bad)), fix_values=True)
             return False
         problem = self.extra_check()
         if problem:
@@ -183,15 +233,19 @@ class WizardStep(HelpfulScreen):
         # Clear "fix the values marked in red" once none is left.
         if not any(f.field_error_text for f in self.fields()):
             status = self.query_one("#nav-status", Static)
-            if "marked in red" in str(getattr(status.content, "plain", status.content)):
+            if getattr(status, "fix_values", False):
                 self.set_status("")
 
     def extra_check(self) -> Optional[str]:
         """Step-specific check before going on: a message to show (and stay), or None."""
         return None
 
-    def set_status(self, text: str) -> None:
-        self.query_one("#nav-status", Static).update(Text(text, style="bold red") if text else "")
+    def set_status(self, text: str, fix_values: bool = False) -> None:
+        """The line between Back and Next (red); ``fix_values``: it asks to fix fields marked in red
+        (cleared once none is left)."""
+        status = self.query_one("#nav-status", Static)
+        status.update(Text(text, style="bold red") if text else "")
+        status.fix_values = fix_values  # type: ignore[attr-defined]
 
     # ------------------------------------------------------------------------------ actions
     def action_next(self) -> None:

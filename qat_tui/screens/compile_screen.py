@@ -10,17 +10,19 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from core.backends import specs
+from core.i18n import N_, _
 
 from ..widgets.fields import step_fields
 from .base import WizardStep
 
-PLACEHOLDERS = {("compile", "perf_batch_sizes"): "e.g. 1, 64"}
+PLACEHOLDERS = {("compile", "perf_batch_sizes"): "1, 64"}
+"""Examples shown in empty text boxes (after "e.g.")."""
 
 
 class CompileScreen(WizardStep):
     """Options of the compile stage (check / perf / graph reports and the packaged model)."""
 
-    INTRO = (
+    INTRO = N_(
         "compile turns the integer model into the file you deploy and writes check_report.txt (which ops "
         "run in int8), the perf report and the graph picture."
     )
@@ -38,21 +40,22 @@ class CompileScreen(WizardStep):
     def compose_form(self) -> Iterable[Widget]:
         if not self.values["compile"]["enabled"]:
             yield Static(
-                Text("compile is off (Stages step): these options apply when it is turned on.", style="yellow"),
+                Text(_("compile is off (Stages step): these options apply when it is turned on."), style="yellow"),
                 classes="step-note",
             )
         spec = specs().get(self.values["run"]["backend"])
         notes = spec.step_notes.get("compile", []) if spec is not None else []
         if notes:
-            yield Static(Text(notes[0]), classes="step-note")
+            yield Static(Text(_(notes[0])), classes="step-note")
         for section, key in self.shown():
             choices = self.wizard.offered(section, key)
-            options = [(label, value) for value, label in choices.items()] if choices else None
-            yield self.field(section, key, options=options, placeholder=PLACEHOLDERS.get((section, key), ""))
+            options = [(_(label), value) for value, label in choices.items()] if choices else None
+            example = PLACEHOLDERS.get((section, key), "")
+            yield self.field(section, key, options=options, placeholder=_("e.g. {example}").format(example=example) if example else "")
         for note in notes[1:]:
-            yield Static(Text(note, style="dim"), classes="step-note")
+            yield Static(Text(_(note), style="dim"), classes="step-note")
         if not self.shown():
-            yield Static(Text("the %s backend has no compile options" % self.values["run"]["backend"], style="dim"),
+            yield Static(Text(_("the {backend} backend has no compile options").format(backend=self.values["run"]["backend"]), style="dim"),
                          classes="step-note")
 
     def on_mount(self) -> None:

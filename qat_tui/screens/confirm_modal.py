@@ -11,26 +11,32 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
+from core.i18n import N_, _
 
-class ConfirmModal(ModalScreen):
+from .base import TranslatedBindings
+
+
+class ConfirmModal(TranslatedBindings, ModalScreen):
     """Dismisses with True (yes) or False (no).
 
     Args:
         title: the question, in the title bar ("Cancel the run?").
         message: what answering yes does.
-        yes: the yes button's label (its key ``y`` is added).
-        no: the no button's label (its keys ``n``/esc are added).
+        yes: the yes button's label (its key ``y`` is added; default "Yes" translated).
+        no: the no button's label (its keys ``n``/esc are added; default "No" translated).
+        The caller gives the texts translated (``_()``).
     """
 
     BINDINGS = [
-        Binding("y", "answer(True)", "Yes", id="confirm.yes"),
-        Binding("n", "answer(False)", "No", id="confirm.no"),
-        Binding("escape", "answer(False)", "No", show=False, id="confirm.no"),
+        Binding("y", "answer(True)", N_("Yes"), id="confirm.yes"),
+        Binding("n", "answer(False)", N_("No"), id="confirm.no"),
+        Binding("escape", "answer(False)", N_("No"), show=False, id="confirm.no"),
     ]
 
-    def __init__(self, title: str, message: str, yes: str = "Yes", no: str = "No") -> None:
+    def __init__(self, title: str, message: str, yes: str = "", no: str = "") -> None:
         super().__init__()
-        self.question, self.message, self.yes_label, self.no_label = title, message, yes, no
+        self.question, self.message = title, message
+        self.yes_label, self.no_label = yes or _("Yes"), no or _("No")
 
     def compose(self) -> ComposeResult:
         with Vertical(id="confirm-box"):

@@ -12,10 +12,11 @@ from textual.widget import Widget
 from textual.widgets import Label, Select, Static
 
 from core.errors import QatError
+from core.i18n import N_, _
 from core.settings import PRESET_HELP, PRESETS
 
 from .. import messages as M
-from ..widgets.fields import SettingField
+from ..widgets.fields import SettingField, help_content
 from .base import WizardStep
 
 
@@ -28,14 +29,14 @@ def data_status(root: str, layout: str, download: bool) -> "tuple[bool, Text]":
     except QatError as e:
         t = Text()
         if download:
-            t.append("download is on: CIFAR-10 will be fetched with torchvision when the run starts.\n", style="bold yellow")
+            t.append(_("download is on: CIFAR-10 will be fetched with torchvision when the run starts.") + "\n", style="bold yellow")
         t.append(e.msg + "\n", style="red")
         if e.hint:
             t.append("-> " + e.hint, style="yellow")
         return False, t
-    t = Text("found %s data in %s" % (found.layout, found.root), style="green")
+    t = Text(_("found {layout} data in {root}").format(layout=found.layout, root=found.root), style="green")
     if found.test_dir:
-        t.append(" (test split: %s/)" % found.test_dir, style="green")
+        t.append(_(" (test split: {dir}/)").format(dir=found.test_dir), style="green")
     return True, t
 
 
@@ -45,20 +46,20 @@ def run_dir_status(run_dir: str) -> Text:
 
     path = os.path.abspath(os.path.expanduser(run_dir))
     if not os.path.exists(path):
-        return Text("new run folder %s (made when the run starts)" % path, style="dim")
+        return Text(_("new run folder {path} (made when the run starts)").format(path=path), style="dim")
     if not os.path.isdir(path):
-        return Text("%s exists and is not a folder" % path, style="red")
+        return Text(_("{path} exists and is not a folder").format(path=path), style="red")
     try:
         state = RunState.load(path)
     except QatError as e:
         return Text("%s\n-> %s" % (e.msg, e.hint or ""), style="red")
     stages = state.data.get("stages", {})
     if not stages:
-        return Text("folder %s exists; no previous run in it" % path, style="dim")
+        return Text(_("folder {path} exists; no previous run in it").format(path=path), style="dim")
     parts = ["%s %s" % (s, rec.get("status", "?")) for s, rec in stages.items()]
     return Text(
-        "previous run in %s: %s. Stages finished with the same settings are skipped (see Review)."
-        % (path, ", ".join(parts)),
+        _("previous run in {path}: {stages}. Stages finished with the same settings are skipped (see Review).").format(
+            path=path, stages=", ".join(parts)),
         style="cyan",
     )
 
@@ -68,17 +69,17 @@ def runs_in_progress_text(runs: "list[Any]") -> Text:
     t = Text()
     if not runs:
         return t
-    t.append("Runs in progress (ctrl+o follows the first):\n", style="bold yellow")
+    t.append(_("Runs in progress (ctrl+o follows the first):") + "\n", style="bold yellow")
     for r in runs:
         running = [name for name, st in r.stages.items() if st.get("status") == "running"]
-        t.append("  %s  pid %s%s\n" % (r.run_dir, r.pid, ", stage %s" % running[0] if running else ""))
+        t.append("  %s  pid %s%s\n" % (r.run_dir, r.pid, _(", stage {stage}").format(stage=running[0]) if running else ""))
     return t
 
 
 class DataScreen(WizardStep):
     """Preset, data set location and loading, run folder; runs in progress, with ctrl+o to follow one."""
 
-    BINDINGS = [Binding("ctrl+o", "attach_running", "Attach run", show=False, id="data.attach")]
+    BINDINGS = [Binding("ctrl+o", "attach_running", N_("Attach run"), show=False, id="data.attach")]
 
     running_runs: "list[Any]" = []
 
@@ -87,12 +88,12 @@ class DataScreen(WizardStep):
         yield Static("", id="runs-in-progress")
         options = [(name, name) for name in PRESETS]
         if app.preset_name not in PRESETS:
-            options.append(("custom (your settings)", "custom"))
+            options.append((_("custom (your settings)"), "custom"))
         with Vertical(classes="field", id="field-preset"):
             with Horizontal(classes="field-row"):
                 yield Label("preset", classes="field-label")
                 yield Select(options, value=app.preset_name, allow_blank=False, id="preset", compact=True)
-            yield Static(self.preset_help(app.preset_name), classes="field-help", id="preset-help")
+            yield Static(help_content(self.preset_help(app.preset_name), "preset"), classes="field-help", id="preset-help")
         yield self.field("data", "root")
         yield self.field("data", "layout")
         yield self.field("data", "download")
@@ -106,9 +107,14 @@ class DataScreen(WizardStep):
     def on_mount(self) -> None:
         self.query_one("#runs-in-progress", Static).display = False
         self.run_worker(self._find_running_runs, thread=True, group="runs", exclusive=True)
+        self.after_recompose()
+        self.get_field("data", "root").control.focus()
+
+    def after_recompose(self) -> None:
         self.refresh_data_status()
         self.refresh_run_status()
-        self.get_field("data", "root").control.focus()
+        if self.running_runs:
+            self._show_running_runs(self.running_runs)
 
     # ------------------------------------------------------------------------------ runs going on
     def _find_running_runs(self) -> None:
@@ -130,7 +136,7 @@ class DataScreen(WizardStep):
 
     def action_attach_running(self) -> None:
         if not self.running_runs:
-            self.notify("no run is in progress (qat-tui status lists the others)", severity="warning")
+            self.notify(_("no run is in progress (qat-tui status lists the others)"), severity="warning")
             return
         self.post_message(M.AttachRun(self.running_runs[0].run_dir))
 
@@ -162,7 +168,7 @@ class DataScreen(WizardStep):
         root, layout, download = self._data_inputs()
         if not self.refresh_data_status() and not download:
             self.get_field("data", "root").control.focus()
-            return "No data in %s: fix the folder, or turn on download." % (root or "(empty)")
+            return _("No data in {root}: fix the folder, or turn on download.").format(root=root or _("(empty)"))
         return None
 
     # --------------------------------------------------------------------------------- preset
@@ -170,11 +176,11 @@ class DataScreen(WizardStep):
     def preset_help(name: str) -> str:
         if name in PRESET_HELP:
             return "%s (%s: %s)" % (
-                PRESET_HELP[name],
+                _(PRESET_HELP[name]),
                 ", ".join(n for n in PRESETS if n != name),
-                "; ".join(PRESET_HELP[n] for n in PRESETS if n != name),
+                "; ".join(_(PRESET_HELP[n]) for n in PRESETS if n != name),
             )
-        return "Your settings file's values. Choosing a preset resets the other steps' values to it."
+        return _("Your settings file's values. Choosing a preset resets the other steps' values to it.")
 
     @on(Select.Changed, "#preset")
     def _preset_changed(self, event: Select.Changed) -> None:
@@ -188,7 +194,7 @@ class DataScreen(WizardStep):
             if not err:
                 keep.setdefault(section, {})[key] = value
         app.apply_preset(name, keep)
-        self.query_one("#preset-help", Static).update(self.preset_help(name))
+        self.query_one("#preset-help", Static).update(help_content(self.preset_help(name), "preset"))
         for f in self.fields():
             f.set_value(app.values[f.section][f.key])
-        self.notify("Preset %s: %s" % (name, PRESET_HELP.get(name, "")), timeout=4)
+        self.notify(_("Preset {name}: {help}").format(name=name, help=_(PRESET_HELP.get(name, ""))), timeout=4)

@@ -19,23 +19,26 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, DataTable, Footer, Static, TabbedContent, TabPane
 
+from core.i18n import N_, _
+
 from .. import messages as M
-from ..debug_table import COLUMNS, cell, sort_key, summary
+from ..debug_table import COLUMNS, cell, header, sort_key, summary
+from .base import TranslatedBindings
 
 SHOWN = ("rank", "name", "same_sqnr", "acc_sqnr", "gained", "op", "why")
 """The columns of the layer table at 80 columns (all of them are in the detail line and the reports)."""
 
 
-class DebugScreen(Screen):
+class DebugScreen(TranslatedBindings, Screen):
     BINDINGS = [  # the tab keys are on the tabs: the footer keeps room for Back and Quit at 80 columns
-        Binding("1", "tab('layers')", "Layers", show=False, id="debug.tab_layers"),
-        Binding("2", "tab('depth')", "Depth", show=False, id="debug.tab_depth"),
-        Binding("3", "tab('classes')", "Classes", show=False, id="debug.tab_classes"),
-        Binding("space", "mark", "Mark", id="debug.mark"),
-        Binding("s", "sort", "Sort", id="debug.sort"),
-        Binding("f", "fix", "Fix + rerun", id="debug.fix"),
-        Binding("r", "rerun_debug", "Debug again", show=False, id="debug.again"),
-        Binding("escape", "back", "Back", id="debug.back"),
+        Binding("1", "tab('layers')", N_("Layers"), show=False, id="debug.tab_layers"),
+        Binding("2", "tab('depth')", N_("Depth"), show=False, id="debug.tab_depth"),
+        Binding("3", "tab('classes')", N_("Classes"), show=False, id="debug.tab_classes"),
+        Binding("space", "mark", N_("Mark"), id="debug.mark"),
+        Binding("s", "sort", N_("Sort"), id="debug.sort"),
+        Binding("f", "fix", N_("Fix + rerun"), id="debug.fix"),
+        Binding("r", "rerun_debug", N_("Debug again"), show=False, id="debug.again"),
+        Binding("escape", "back", N_("Back"), id="debug.back"),
     ]
 
     def __init__(self, settings: Any) -> None:
@@ -48,16 +51,17 @@ class DebugScreen(Screen):
         self.cancel = threading.Event()
 
     def compose(self) -> ComposeResult:
-        yield Static(Text.assemble(" Results > ", (" Debug ", "bold reverse"), ("   " + self.settings.run_path(), "dim")),
+        yield Static(Text.assemble(" %s > " % _("Results"), (" %s " % _("Debug"), "bold reverse"),
+                                   ("   " + self.settings.run_path(), "dim")),
                      id="breadcrumb")
         yield Static("", id="debug-summary")
         with TabbedContent(initial="layers", id="debug-tabs"):
-            with TabPane("1 Layers", id="layers"):
+            with TabPane("1 " + _("Layers"), id="layers"):
                 yield DataTable(id="layer-table", cursor_type="row", zebra_stripes=True)
                 yield Static("", id="layer-detail", classes="detail")
-            with TabPane("2 Depth", id="depth"):
+            with TabPane("2 " + _("Depth"), id="depth"):
                 yield self._make_plot()
-            with TabPane("3 Classes", id="classes"):
+            with TabPane("3 " + _("Classes"), id="classes"):
                 with VerticalScroll():
                     yield DataTable(id="class-table", cursor_type="row", zebra_stripes=True)
         yield Footer()
@@ -68,20 +72,19 @@ class DebugScreen(Screen):
 
             return PlotextPlot(id="depth-plot")
         except Exception:  # plotext missing: the table has the same numbers
-            return Static("(textual-plotext is not installed: the table has the same figures)", id="depth-plot")
+            return Static(_("(textual-plotext is not installed: the table has the same figures)"), id="depth-plot")
 
     def on_mount(self) -> None:
         table = self.query_one("#layer-table", DataTable)
-        headers = {k: h for k, h, _f in COLUMNS}
         table.add_column("", key="mark")
         for key in SHOWN:
-            table.add_column(headers[key], key=key)
+            table.add_column(header(key), key=key)
         from core.debug import load_report
 
         report = load_report(self.settings.run_path())
         if (report is not None and report.float_layers == list(self.settings.qconfig.float_layers)
                 and report.int16_layers == list(self.settings.qconfig.int16_layers)):
-            self.show(report, "report of %s (r: run it again)" % report.created.replace("T", " ")[5:16])
+            self.show(report, _("report of {when} (r: run it again)").format(when=report.created.replace("T", " ")[5:16]))
         else:
             self.action_rerun_debug()
 
@@ -90,7 +93,7 @@ class DebugScreen(Screen):
 
     # ------------------------------------------------------------------------------------ debug
     def action_rerun_debug(self) -> None:
-        self.query_one("#debug-summary", Static).update(Text("running the per-layer debug...", style="yellow"))
+        self.query_one("#debug-summary", Static).update(Text(_("running the per-layer debug..."), style="yellow"))
         self.cancel = threading.Event()
         self.run_worker(self._debug, thread=True, group="debug", exclusive=True)
 
@@ -107,7 +110,7 @@ class DebugScreen(Screen):
             return
         except QatError as e:
             self.app.call_from_thread(self.post_message, M.ShowError.of(e))
-            self.app.call_from_thread(self.query_one("#debug-summary", Static).update, Text("debug failed: " + e.msg, style="red"))
+            self.app.call_from_thread(self.query_one("#debug-summary", Static).update, Text(_("debug failed: {error}").format(error=e.msg), style="red"))
             return
         self.app.call_from_thread(self.show, report, "")
 
@@ -115,8 +118,8 @@ class DebugScreen(Screen):
         self.report = report
         self.rows = sorted(report.layers, key=sort_key("rank"))
         head = Text(summary(report))
-        extra = ((["in float now: %s" % ", ".join(report.float_layers)] if report.float_layers else [])
-                 + (["in int16 now: %s" % ", ".join(report.int16_layers)] if report.int16_layers else [])
+        extra = (([_("in float now: {layers}").format(layers=", ".join(report.float_layers))] if report.float_layers else [])
+                 + ([_("in int16 now: {layers}").format(layers=", ".join(report.int16_layers))] if report.int16_layers else [])
                  + ([note] if note else []))
         if extra:
             head.append("\n" + "; ".join(extra), style="dim")
@@ -142,19 +145,21 @@ class DebugScreen(Screen):
         if not 0 <= i < len(self.rows):
             return
         r = self.rows[i]
-        t = Text.assemble((r["name"], "bold"), " %s  rank %d  " % (r["op"], r["rank"]))
+        t = Text.assemble((r["name"], "bold"), " %s  " % r["op"], _("rank {rank}").format(rank=r["rank"]), "  ")
         own = r["same_input"]
-        t.append("own: SQNR %s dB cos %s max err %s | accumulated: SQNR %.1f dB (%s dB drop here) cos %.4f\n" % (
-            cell("same_sqnr", own.get("sqnr_db")), cell("same_cos", own.get("cosine")), cell("max_abs", own.get("max_abs")),
-            r["accumulated"]["sqnr_db"], cell("drop", r.get("sqnr_drop_db")), r["accumulated"]["cosine"]))
-        t.append("range %.3g..%.3g" % (r["float_min"], r["float_max"]))
+        t.append(_("own: SQNR {sqnr} dB cos {cos} max err {max_err} | accumulated: SQNR {acc_sqnr:.1f} dB "
+                   "({drop} dB drop here) cos {acc_cos:.4f}").format(
+            sqnr=cell("same_sqnr", own.get("sqnr_db")), cos=cell("same_cos", own.get("cosine")),
+            max_err=cell("max_abs", own.get("max_abs")), acc_sqnr=r["accumulated"]["sqnr_db"],
+            drop=cell("drop", r.get("sqnr_drop_db")), acc_cos=r["accumulated"]["cosine"]) + "\n")
+        t.append(_("range {low:.3g}..{high:.3g}").format(low=r["float_min"], high=r["float_max"]))
         if r["scale"] is not None:
-            t.append(", scale %.3g, %d of %d levels hold 99.9%%, %.2f%% clipped" % (
-                r["scale"], r["levels_used"] or 0, r["levels"] or 0, 100 * r["clipped"]))
+            t.append(_(", scale {scale:.3g}, {used} of {levels} levels hold 99.9%, clipped {clipped:.2f}%").format(
+                scale=r["scale"], used=r["levels_used"] or 0, levels=r["levels"] or 0, clipped=100 * r["clipped"]))
         if r["top1_gained"] is not None:
-            t.append(", top-1 %+.2f in float" % r["top1_gained"], style="bold")
+            t.append(_(", top-1 {gain:+.2f} in float").format(gain=r["top1_gained"]), style="bold")
         for why in r["reasons"]:
-            t.append("\n- " + why, style="yellow")
+            t.append("\n- " + _(why), style="yellow")
         self.query_one("#layer-detail", Static).update(t)
 
     def _fill_plot(self) -> None:
@@ -166,18 +171,19 @@ class DebugScreen(Screen):
         plt = plot.plt
         plt.clear_data()
         if all(r["same_input"].get("sqnr_db") is not None for r in layers):
-            plt.plot(x, [r["same_input"]["sqnr_db"] for r in layers], label="own (same input)")
-        plt.plot(x, [r["accumulated"]["sqnr_db"] for r in layers], label="accumulated")
-        plt.title("SQNR (dB) along the depth: layer 1 = %s ... %d = %s" % (layers[0]["name"], len(layers), layers[-1]["name"]))
-        plt.xlabel("layer (graph order)")
+            plt.plot(x, [r["same_input"]["sqnr_db"] for r in layers], label=_("own (same input)"))
+        plt.plot(x, [r["accumulated"]["sqnr_db"] for r in layers], label=_("accumulated"))
+        plt.title(_("SQNR (dB) along the depth: layer 1 = {first} ... {n} = {last}").format(
+            first=layers[0]["name"], n=len(layers), last=layers[-1]["name"]))
+        plt.xlabel(_("layer (graph order)"))
         plot.refresh()
 
     def _fill_classes(self) -> None:
         table = self.query_one("#class-table", DataTable)
         table.clear(columns=True)
         names = self.report.classes
-        for label in ("class", "images", "float %", "int8 %", "change", "int8 predicted most as"):
-            table.add_column(label)
+        for label in (N_("class"), N_("images"), N_("float %"), N_("int8 %"), N_("change"), N_("int8 predicted most as")):
+            table.add_column(_(label))
         cm = self.report.confusion["quantized"]
         for i, c in sorted(enumerate(self.report.per_class), key=lambda ic: ic[1]["quantized"] - ic[1]["float"]):
             row = cm[i]
@@ -207,7 +213,7 @@ class DebugScreen(Screen):
             return
         self.rows = sorted(self.report.layers, key=sort_key(key), reverse=key == "gained")
         self._fill_layers()
-        self.notify("sorted by %s" % {k: h for k, h, _f in COLUMNS}[key], timeout=2)
+        self.notify(_("sorted by {column}").format(column=header(key)), timeout=2)
 
     def action_mark(self) -> None:
         table = self.query_one("#layer-table", DataTable)
@@ -222,7 +228,8 @@ class DebugScreen(Screen):
 
         key = getattr(self.report, "fix_key", "float_layers")
         if not self.marked:
-            self.notify("mark the layers to keep %s with space first" % FIX_WORDS[key], severity="warning", timeout=3)
+            self.notify(_("mark the layers to keep {where} with space first").format(where=_(FIX_WORDS[key])),
+                        severity="warning", timeout=3)
             return
         from core.errors import QatError
         from core.pipeline import Pipeline
@@ -250,11 +257,12 @@ class DebugScreen(Screen):
         self.app.pop_screen()
 
 
-class FixModal(ModalScreen):
+class FixModal(TranslatedBindings, ModalScreen):
     """Which stages keeping ``layers`` in higher precision (``[qconfig] <key>``: float_layers or
     int16_layers) reruns, and why; dismisses True to rerun them."""
 
-    BINDINGS = [Binding("enter", "choose(True)", "Rerun", id="fix.rerun"), Binding("escape", "choose(False)", "Cancel", id="fix.cancel")]
+    BINDINGS = [Binding("enter", "choose(True)", N_("Rerun"), id="fix.rerun"),
+                Binding("escape", "choose(False)", N_("Cancel"), id="fix.cancel")]
 
     def __init__(self, layers: List[str], plan: List[Any], key: str = "float_layers") -> None:
         super().__init__()
@@ -264,14 +272,16 @@ class FixModal(ModalScreen):
         from core.debug import FIX_WORDS
 
         with Vertical(id="fix-box"):
-            yield Static(Text(" Keep %s: %s " % (FIX_WORDS[self.key], ", ".join(self.fix_layers)), style="bold black on yellow"))
-            lines = "\n".join("  %-10s %s" % (stage, why) for stage, why in self.reruns) or "  nothing reruns"
-            yield Static("[qconfig] %s = %s\nThese stages rerun (the others are kept):\n%s\n"
-                         "The results before the fix are kept for the side-by-side comparison." % (self.key, list(self.fix_layers), lines),
+            yield Static(Text(" %s " % _("Keep {where}: {layers}").format(
+                where=_(FIX_WORDS[self.key]), layers=", ".join(self.fix_layers)), style="bold black on yellow"))
+            lines = "\n".join("  %-10s %s" % (stage, _(why)) for stage, why in self.reruns) or "  " + _("nothing reruns")
+            yield Static("[qconfig] %s = %s\n" % (self.key, list(self.fix_layers))
+                         + _("These stages rerun (the others are kept):") + "\n" + lines + "\n"
+                         + _("The results before the fix are kept for the side-by-side comparison."),
                          id="fix-message", markup=False)
             with Horizontal(id="fix-buttons"):
-                yield Button("Rerun (enter)", id="fix-go", variant="primary", compact=True)
-                yield Button("Cancel (esc)", id="fix-cancel", compact=True)
+                yield Button(_("Rerun") + " (enter)", id="fix-go", variant="primary", compact=True)
+                yield Button(_("Cancel") + " (esc)", id="fix-cancel", compact=True)
 
     def action_choose(self, go: bool) -> None:
         self.dismiss(go)

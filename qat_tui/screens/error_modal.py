@@ -11,30 +11,35 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
+from core.i18n import N_, _
 
-class ErrorModal(ModalScreen):
+from .base import TranslatedBindings
+
+
+class ErrorModal(TranslatedBindings, ModalScreen):
     """Title, message, hint; Enter/Escape closes it."""
 
     BINDINGS = [
-        Binding("escape", "close", "Close", id="error.close"),
-        Binding("enter", "close", "Close", show=False, id="error.close"),
-        Binding("q", "close", "Close", show=False, id="error.close"),
+        Binding("escape", "close", N_("Close"), id="error.close"),
+        Binding("enter", "close", N_("Close"), show=False, id="error.close"),
+        Binding("q", "close", N_("Close"), show=False, id="error.close"),
     ]
 
     def __init__(self, title: str, message: str, hint: Optional[str] = None) -> None:
         super().__init__()
-        self.error_title = title or "Error"
+        self.error_title = title or ""
         self.message = message
         self.hint = hint
 
     def compose(self) -> ComposeResult:
         with Vertical(id="error-box"):
-            yield Static(Text(" %s error " % self.error_title, style="bold white on red"), id="error-title")
+            title = _("{area} error").format(area=_(self.error_title)) if self.error_title else _("Error")
+            yield Static(Text(" %s " % title, style="bold white on red"), id="error-title")
             with VerticalScroll(id="error-body"):
                 yield Static(Text(self.message), id="error-message")
                 if self.hint:
                     yield Static(Text("-> " + self.hint, style="bold yellow"), id="error-hint")
-            yield Button("Close (Enter)", id="error-close", variant="error", compact=True)
+            yield Button(_("Close (Enter)"), id="error-close", variant="error", compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#error-close").focus()

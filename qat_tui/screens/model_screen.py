@@ -11,6 +11,7 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from core.errors import QatError
+from core.i18n import N_, _, get_language
 
 from ..widgets.fields import SettingField
 from .base import WizardStep
@@ -34,16 +35,17 @@ def model_report(values: Dict[str, Dict[str, Any]]) -> "Tuple[Text, Optional[str
     try:
         classes = class_names(d["root"], d["layout"])
     except QatError as e:
-        t.append("data: %s\n" % e.msg, style="yellow")
+        t.append(_("data: {problem}").format(problem=e.msg) + "\n", style="yellow")
     if classes is not None:
-        t.append("data: %d classes (%s)\n" % (len(classes), ", ".join(classes[:6]) + (" ..." if len(classes) > 6 else "")))
+        t.append(_("data: {n} classes ({names})").format(
+            n=len(classes), names=", ".join(classes[:6]) + (" ..." if len(classes) > 6 else "")) + "\n")
     n = m.get("num_classes") or (len(classes) if classes else None)
     if n is None:
-        t.append("set [model] num_classes (no data found to count the classes)", style="yellow")
+        t.append(_("set [model] num_classes (no data found to count the classes)"), style="yellow")
         return t, None
     if classes is not None and m.get("num_classes") and m["num_classes"] != len(classes):
-        problem = "num_classes = %d but the data has %d classes: leave it unset to take it from the data" % (
-            m["num_classes"], len(classes))
+        problem = _("num_classes = {n} but the data has {found} classes: leave it unset to take it from the data").format(
+            n=m["num_classes"], found=len(classes))
         t.append(problem + "\n", style="red")
         return t, problem
     try:
@@ -61,7 +63,7 @@ def model_report(values: Dict[str, Dict[str, Any]]) -> "Tuple[Text, Optional[str
 class ModelScreen(WizardStep):
     """The float model and its input; the report on the right values comes from a worker."""
 
-    INTRO = (
+    INTRO = N_(
         "The float model: any classifier of torchvision, or your own nn.Module (builder = file.py:function, "
         "called with num_classes and kwargs). qat-tui adds QuantStub at the input and DeQuantStub at the "
         "output; your code needs no change."
@@ -73,15 +75,20 @@ class ModelScreen(WizardStep):
                 value = self.values["model"]["arch"]
                 yield self.field(section, key, options=[(value, value)])
             else:
-                yield self.field(section, key, placeholder={"builder": "e.g. models/net.py:build",
-                                                           "kwargs": "e.g. {width_mult = 0.5}",
-                                                           "num_classes": "unset: from the data",
-                                                           "pretrained": "state_dict file, or DEFAULT (torchvision)"}.get(key, ""))
-        yield Static(Text("building the model ...", style="dim"), id="model-report")
+                yield self.field(section, key, placeholder={"builder": _("e.g. {example}").format(example="models/net.py:build"),
+                                                           "kwargs": _("e.g. {example}").format(example="{width_mult = 0.5}"),
+                                                           "num_classes": _("unset: from the data"),
+                                                           "pretrained": _("state_dict file, or DEFAULT (torchvision)")}.get(key, ""))
+        yield Static(Text(_("building the model ..."), style="dim"), id="model-report")
 
     def on_mount(self) -> None:
         self.get_field("model", "arch").control.focus()
         self.run_worker(self._load_archs, thread=True, group="archs", exclusive=True)
+        self.refresh_report()
+
+    def after_recompose(self) -> None:
+        if self.archs:
+            self._show_archs(self.archs)
         self.refresh_report()
 
     def _load_archs(self) -> None:
@@ -90,7 +97,8 @@ class ModelScreen(WizardStep):
         try:
             archs = arch_choices()
         except Exception as e:  # torchvision missing or broken: the value typed stays
-            self.app.call_from_thread(self.notify, "cannot list torchvision's models: %s" % e, severity="warning")
+            self.app.call_from_thread(self.notify, _("cannot list torchvision's models: {error}").format(error=e),
+                                      severity="warning")
             return
         self.app.call_from_thread(self._show_archs, archs)
 
@@ -106,10 +114,18 @@ class ModelScreen(WizardStep):
         f = self.get_field("model", "arch")
         current = f.raw()
         f.set_options([(name, name) for name in sorted(archs)], current if current in archs else "mobilenet_v2")
-        f.set_help("%d torchvision classifiers; type to jump. %s" % (len(archs), archs.get(current, "")))
+        f.set_help(self.arch_help(len(archs), archs.get(current, "")))
         self.archs = archs
 
     archs: Dict[str, str] = {}
+
+    @staticmethod
+    def arch_help(n: int, about: str) -> str:
+        """The arch field's help: how many models, and the first line of torchvision's docstring of the one
+        chosen. That line is torchvision's English (no catalog has it): other languages leave it out."""
+        if get_language() != "en":
+            about = ""
+        return _("{n} torchvision classifiers; type to jump. {about}").format(n=n, about=about).strip()
 
     def _current(self) -> Optional[Dict[str, Dict[str, Any]]]:
         values = {"model": dict(self.values["model"]), "data": dict(self.values["data"])}
@@ -124,9 +140,9 @@ class ModelScreen(WizardStep):
         self.problem = None
         values = self._current()
         if values is None:
-            self.query_one("#model-report", Static).update(Text("fix the values marked in red", style="dim"))
+            self.query_one("#model-report", Static).update(Text(_("fix the values marked in red"), style="dim"))
             return
-        self.query_one("#model-report", Static).update(Text("building the model ...", style="dim"))
+        self.query_one("#model-report", Static).update(Text(_("building the model ..."), style="dim"))
         self.run_worker(lambda: self._report(values), thread=True, group="model-report", exclusive=True)
 
     problem: Optional[str] = None
@@ -136,7 +152,7 @@ class ModelScreen(WizardStep):
         try:
             text, problem = model_report(values)
         except Exception as e:  # the report must never take the wizard down
-            problem = "cannot build the model: %s: %s" % (type(e).__name__, e)
+            problem = _("cannot build the model: {error}").format(error="%s: %s" % (type(e).__name__, e))
             text = Text(problem, style="red")
         self.app.call_from_thread(self._show_report, text, problem, values)
 
@@ -147,12 +163,12 @@ class ModelScreen(WizardStep):
 
     def extra_check(self) -> Optional[str]:
         if self.problem:
-            return "The model cannot be built: see the report below the fields."
+            return _("The model cannot be built: see the report below the fields.")
         return None
 
     def on_setting_field_changed(self, event: SettingField.Changed) -> None:
         if self.leaving:
             return
         if event.field.key == "arch" and self.archs:
-            event.field.set_help("%d torchvision classifiers; type to jump. %s" % (len(self.archs), self.archs.get(event.field.raw(), "")))
+            event.field.set_help(self.arch_help(len(self.archs), self.archs.get(event.field.raw(), "")))
         self.refresh_report()

@@ -7,11 +7,13 @@ from rich.text import Text
 from textual.widget import Widget
 from textual.widgets import Static
 
+from core.i18n import N_, _
+
 from ..state import Detection
 from ..widgets.fields import SettingField
 from .base import WizardStep
 
-HIGH_PRECISION_HELP = (
+HIGH_PRECISION_HELP = N_(
     "Keep the classifier output unquantized: 8-bit weights and inputs, float/int32 output - Horizon's "
     "`*_32bit_out*` qconfig ('out_8bit' in old plugin names confusingly meant this int32 output). "
     "Usually a little more accurate at no speed cost; off = the last layer outputs int8 too."
@@ -26,7 +28,10 @@ class QconfigScreen(WizardStep):
         yield self.field("qconfig", "calib_observer", label="calib_observer",
                          options=[(name, name) for name in self.observers()])
         yield Static("", id="observer-help", classes="choice-help")
-        yield self.field("qconfig", "high_precision_output", label="high_precision_output", help=HIGH_PRECISION_HELP)
+        yield self.field("qconfig", "high_precision_output", label="high_precision_output", help=_(HIGH_PRECISION_HELP))
+
+    def after_recompose(self) -> None:
+        self._offer_backend_observers(self.wizard.detection)
 
     def on_mount(self) -> None:
         self.refresh_observer_help()
@@ -56,11 +61,11 @@ class QconfigScreen(WizardStep):
             style = "bold" if name == chosen else "dim"
             t.append(("> " if name == chosen else "  ") + name, style=style)
             if help_text:
-                t.append(": " + help_text, style=style)
+                t.append(": " + _(help_text), style=style)
             t.append("\n")
-        t.append("Observers of the %s backend. Calibration runs the chosen one over the calibration images to "
-                 "set the initial scales; QAT then trains the scales with moving-average min/max."
-                 % self.values["run"]["backend"], style="dim")
+        t.append(_("Observers of the {backend} backend. Calibration runs the chosen one over the calibration images to "
+                   "set the initial scales; QAT then trains the scales with moving-average min/max.").format(
+                 backend=self.values["run"]["backend"]), style="dim")
         self.query_one("#observer-help", Static).update(t)
 
     def on_setting_field_changed(self, event: SettingField.Changed) -> None:

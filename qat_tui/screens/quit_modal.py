@@ -12,14 +12,18 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
+from core.i18n import N_, _
 
-class QuitModal(ModalScreen):
+from .base import TranslatedBindings
+
+
+class QuitModal(TranslatedBindings, ModalScreen):
     """Dismisses with ``"leave"``, ``"stop"`` or ``None`` (stay)."""
 
     BINDINGS = [
-        Binding("l", "choose('leave')", "Leave it running", id="quit.leave"),
-        Binding("s", "choose('stop')", "Stop it", id="quit.stop"),
-        Binding("escape", "choose('stay')", "Stay", id="quit.stay"),
+        Binding("l", "choose('leave')", N_("Leave it running"), id="quit.leave"),
+        Binding("s", "choose('stop')", N_("Stop it"), id="quit.stop"),
+        Binding("escape", "choose('stay')", N_("Stay"), id="quit.stay"),
     ]
 
     def __init__(self, run_dir: str) -> None:
@@ -28,18 +32,18 @@ class QuitModal(ModalScreen):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="quit-box"):
-            yield Static(Text(" A run is in progress ", style="bold black on yellow"), id="quit-title")
+            yield Static(Text(" %s " % _("A run is in progress"), style="bold black on yellow"), id="quit-title")
             yield Static(
-                "It runs in its own process and survives closing the wizard or the SSH session.\n"
-                "Leave it running and come back with:  qat-tui attach %s\n"
-                "Or stop it: the running stage stops at its next batch and is recorded as cancelled; "
-                "qat-tui resume continues it later." % self.run_dir,
+                Text(_("It runs in its own process and survives closing the wizard or the SSH session.\n"
+                       "Leave it running and come back with:  qat-tui attach {run_dir}\n"
+                       "Or stop it: the running stage stops at its next batch and is recorded as cancelled; "
+                       "qat-tui resume continues it later.").format(run_dir=self.run_dir)),
                 id="quit-message",
             )
             with Horizontal(id="quit-buttons"):
-                yield Button("Leave it running (l)", id="quit-leave", variant="primary", compact=True)
-                yield Button("Stop it (s)", id="quit-stop", variant="error", compact=True)
-                yield Button("Stay (esc)", id="quit-stay", compact=True)
+                yield Button(_("Leave it running") + " (l)", id="quit-leave", variant="primary", compact=True)
+                yield Button(_("Stop it") + " (s)", id="quit-stop", variant="error", compact=True)
+                yield Button(_("Stay") + " (esc)", id="quit-stay", compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#quit-leave").focus()

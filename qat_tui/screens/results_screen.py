@@ -15,6 +15,7 @@ from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
 from core.settings import SETTINGS_FILENAME, STAGES, Settings
 
 from core import stage_table as T
+from core.i18n import N_, _
 from core.record import RunRecord
 
 from .base import HelpfulScreen, breadcrumb
@@ -52,7 +53,21 @@ def check_where(item: Dict[str, Any]) -> str:
     known (an op called in the model's own forward has no module)."""
     op, node, module = item.get("op", ""), item.get("node", ""), item.get("module", "")
     where = "%s (%s)" % (op, node) if node and node != op else op
-    return where + (" in %s" % module if module else "")
+    return where + (_(" in {module}").format(module=module) if module else "")
+
+
+STATUS_NOTES = {
+    "finished": N_("ran now"),
+    "skipped": N_("done earlier"),
+    "stale": N_("stale: reruns next time"),
+    "off": N_("off"),
+    "pending": N_("not run"),
+    "failed": N_("FAILED"),
+    "cancelled": N_("cancelled"),
+    "running": N_("interrupted"),
+    "interrupted": N_("interrupted"),
+}
+"""A stage's status as the accuracy table's note says it (English, marked: shown with ``_()``)."""
 
 
 def accuracy_rows(record: RunRecord, settings: Settings) -> List[List[str]]:
@@ -64,30 +79,20 @@ def accuracy_rows(record: RunRecord, settings: Settings) -> List[List[str]]:
         top1 = record.top1(stage)
         top5 = m.get("top5")
         status = record.status.get(stage, "pending")
-        note = {
-            "finished": "ran now",
-            "skipped": "done earlier",
-            "stale": "stale: reruns next time",
-            "off": "off",
-            "pending": "not run",
-            "failed": "FAILED",
-            "cancelled": "cancelled",
-            "running": "interrupted",
-            "interrupted": "interrupted",
-        }.get(status, status)
+        note = _(STATUS_NOTES.get(status, status))
         when = record.ran_at(stage)
         if when and status in ("skipped", "stale", "finished", "failed", "cancelled"):
             note += " (%s)" % when
         if stage == "compile" and top1 is None and status in ("finished", "skipped"):
-            note += "; package off" if not settings.compile.package else "; not evaluated"
+            note += _("; package off") if not settings.compile.package else _("; not evaluated")
         if stage == "float" and top1 is not None:
-            drop = "baseline"
+            drop = _("baseline")
         elif top1 is not None and base is not None:
             drop = "%+.2f" % (top1 - base)
         else:
             drop = "-"
         rows.append([
-            T.stage(stage).label,
+            _(T.stage(stage).label),
             "-" if top1 is None else "%.2f" % top1,
             "-" if not isinstance(top5, (int, float)) else "%.2f" % top5,
             drop,
@@ -107,20 +112,23 @@ def before_after_rows(before: Dict[str, Any], now: Dict[str, Any]) -> List[List[
     rows = []
     for stage in STAGES:
         b, n = before["top1"].get(stage), now["top1"].get(stage)
-        rows.append([T.stage(stage).label + " top-1 %", pct(b), pct(n), "-" if b is None or n is None else "%+.2f" % (n - b)])
+        rows.append([_(T.stage(stage).label) + " top-1 %", pct(b), pct(n), "-" if b is None or n is None else "%+.2f" % (n - b)])
     for key in sorted(set(before["latency_ms"]) | set(now["latency_ms"])):
         if "int8" in key:
             b, n = before["latency_ms"].get(key), now["latency_ms"].get(key)
-            rows.append(["int8 latency ms (batch %s)" % key.rsplit("bs", 1)[-1], "-" if b is None else "%.2f" % b,
+            rows.append([_("int8 latency ms (batch {batch})").format(batch=key.rsplit("bs", 1)[-1]), "-" if b is None else "%.2f" % b,
                          "-" if n is None else "%.2f" % n, "-" if b is None or n is None else "%+.2f" % (n - b)])
     b, n = before.get("deployable_size"), now.get("deployable_size")
-    rows.append(["%s size" % (now.get("deployable") or before.get("deployable") or "deployable"),
+    rows.append([_("{file} size").format(file=now.get("deployable") or before.get("deployable") or _("deployable")),
                  "-" if b is None else human_size(b), "-" if n is None else human_size(n), ""])
-    rows.append(["layers in float", ", ".join(before["float_layers"]) or "none", ", ".join(now["float_layers"]) or "none", ""])
+    rows.append([_("layers in float"), ", ".join(before["float_layers"]) or _("none"), ", ".join(now["float_layers"]) or _("none"), ""])
     if before.get("int16_layers") or now.get("int16_layers"):
-        rows.append(["layers in int16", ", ".join(before.get("int16_layers", [])) or "none",
-                     ", ".join(now.get("int16_layers", [])) or "none", ""])
+        rows.append([_("layers in int16"), ", ".join(before.get("int16_layers", [])) or _("none"),
+                     ", ".join(now.get("int16_layers", [])) or _("none"), ""])
     return rows
+
+
+N_("Settings"), N_("Run")  # the breadcrumb's names (translated in breadcrumb())
 
 
 class ResultsScreen(HelpfulScreen):
@@ -130,13 +138,13 @@ class ResultsScreen(HelpfulScreen):
     HELP_PAGE = "results"
 
     BINDINGS = [  # the tab keys are on the tabs: the footer keeps room for Quit at 80 columns
-        Binding("1", "tab('summary')", "Summary", show=False, id="results.tab_summary"),
-        Binding("2", "tab('artifacts')", "Artifacts", show=False, id="results.tab_artifacts"),
-        Binding("3", "tab('check')", "Check", show=False, id="results.tab_check"),
-        Binding("4", "tab('compare')", "Before/after", show=False, id="results.tab_compare"),
-        Binding("d", "debug", "Debug layers", id="results.debug"),
-        Binding("t", "raw_check", "Raw check text", id="results.raw_check"),
-        Binding("escape", "back", "Back to run", id="results.back"),
+        Binding("1", "tab('summary')", N_("Summary"), show=False, id="results.tab_summary"),
+        Binding("2", "tab('artifacts')", N_("Artifacts"), show=False, id="results.tab_artifacts"),
+        Binding("3", "tab('check')", N_("Check"), show=False, id="results.tab_check"),
+        Binding("4", "tab('compare')", N_("Before/after"), show=False, id="results.tab_compare"),
+        Binding("d", "debug", N_("Debug layers"), id="results.debug"),
+        Binding("t", "raw_check", N_("Raw check text"), id="results.raw_check"),
+        Binding("escape", "back", N_("Back to run"), id="results.back"),
     ]
 
     def __init__(self, record: RunRecord, settings: Settings) -> None:
@@ -155,25 +163,25 @@ class ResultsScreen(HelpfulScreen):
 
     def compose(self) -> ComposeResult:
         crumb = breadcrumb(-1, ["Settings"])
-        crumb.append(" > Run > ", style="dim")
-        crumb.append(" Results ", style="bold reverse")
+        crumb.append(" > %s > " % _("Run"), style="dim")
+        crumb.append(" %s " % _("Results"), style="bold reverse")
         crumb.append("   %s" % (self.record.run_dir or self.settings.run_path()), style="dim")
         yield Static(crumb, id="breadcrumb")
         with TabbedContent(initial="summary", id="results-tabs"):
-            with TabPane("1 Summary", id="summary"):
+            with TabPane("1 " + _("Summary"), id="summary"):
                 with VerticalScroll():
                     yield Static("", id="results-headline")
                     yield DataTable(id="accuracy-table", cursor_type="row", zebra_stripes=True)
                     yield Static("", id="results-summary")
-            with TabPane("2 Artifacts", id="artifacts"):
+            with TabPane("2 " + _("Artifacts"), id="artifacts"):
                 yield DataTable(id="artifact-table", cursor_type="row", zebra_stripes=True)
                 yield Static("", id="artifact-detail", classes="detail")
-            with TabPane("3 Check", id="check"):
+            with TabPane("3 " + _("Check"), id="check"):
                 yield Static("", id="check-verdict")
                 yield DataTable(id="check-table", cursor_type="row", zebra_stripes=True)
                 yield Static("", id="check-detail", classes="detail")
             if self.before is not None:
-                with TabPane("4 Before/after", id="compare"):
+                with TabPane("4 " + _("Before/after"), id="compare"):
                     yield Static("", id="compare-note")
                     yield DataTable(id="compare-table", cursor_type="row", zebra_stripes=True)
         yield Footer()
@@ -184,18 +192,18 @@ class ResultsScreen(HelpfulScreen):
         r = self.record
         fin = r.finished
         if fin is None:
-            head = Text("run did not finish", style="bold yellow")
+            head = Text(_("run did not finish"), style="bold yellow")
         elif fin.ok:
-            head = Text("run finished in %.0f s" % fin.seconds, style="bold green")
+            head = Text(_("run finished in {seconds:.0f} s").format(seconds=fin.seconds), style="bold green")
         elif fin.cancelled:
-            head = Text("run cancelled at %s (finished stages are kept)" % fin.failed_stage, style="bold magenta")
+            head = Text(_("run cancelled at {stage} (finished stages are kept)").format(stage=fin.failed_stage), style="bold magenta")
         else:
-            head = Text("run failed at %s" % fin.failed_stage, style="bold red")
+            head = Text(_("run failed at {stage}").format(stage=fin.failed_stage), style="bold red")
         self.query_one("#results-headline", Static).update(head)
 
         acc = self.query_one("#accuracy-table", DataTable)
-        for label in ("stage", "top-1 %", "top-5 %", "vs float", "note"):
-            acc.add_column(label)
+        for label in (N_("stage"), N_("top-1 %"), N_("top-5 %"), N_("vs float"), N_("note")):
+            acc.add_column(_(label))
         for row in accuracy_rows(r, self.settings):
             acc.add_row(*row)
 
@@ -204,46 +212,46 @@ class ResultsScreen(HelpfulScreen):
         t = Text()
         if self.check_data is not None:
             passed = self.check_data["passed"]
-            t.append("model check: ", style="bold")
+            t.append(_("model check: "), style="bold")
             t.append("PASS" if passed else "FAIL", style="bold green" if passed else "bold red")
-            t.append("  %s (tab 3)\n" % _strip_verdict(self.check_data.get("summary", "")))
+            t.append("  %s %s\n" % (_strip_verdict(self.check_data.get("summary", "")), _("(tab 3)")))
         for label, line in self._perf_lines():
-            t.append(label + ": ", style="bold")
+            t.append(_(label) + ": ", style="bold")
             t.append(line + "\n")
-        t.append("run folder: ", style="bold")
+        t.append(_("run folder: "), style="bold")
         t.append(run_dir + "\n")
-        t.append("rerun headless: ", style="bold")
+        t.append(_("rerun headless: "), style="bold")
         t.append("qat-tui run --config %s\n" % settings_path, style="cyan")
-        t.append("(finished stages are skipped when their settings are unchanged; add --force to redo them)", style="dim")
+        t.append(_("(finished stages are skipped when their settings are unchanged; add --force to redo them)"), style="dim")
         self.query_one("#results-summary", Static).update(t)
 
         arts = self.query_one("#artifact-table", DataTable)
-        for label in ("file", "size", "stage", "what it is"):
-            arts.add_column(label)
+        for label in (N_("file"), N_("size"), N_("stage"), N_("what it is")):
+            arts.add_column(_(label))
         for name in self.artifact_names:
             a = r.artifacts[name]
-            arts.add_row(name, human_size(int(a.get("size", 0) or 0)), a.get("stage", ""), a.get("description", ""), key=name)
+            arts.add_row(name, human_size(int(a.get("size", 0) or 0)), a.get("stage", ""), _(a.get("description", "")), key=name)
         if not self.artifact_names:
-            self.query_one("#artifact-detail", Static).update("no artifacts recorded")
+            self.query_one("#artifact-detail", Static).update(_("no artifacts recorded"))
         else:
             self._show_artifact(0)
 
         verdict = self.query_one("#check-verdict", Static)
         ct = self.query_one("#check-table", DataTable)
-        for label in ("status", "op", "module", "reason", "suggestion"):
-            ct.add_column(label)
+        for label in (N_("status"), N_("op"), N_("module"), N_("reason"), N_("suggestion")):
+            ct.add_column(_(label))
         if self.check_data is None:
-            verdict.update(Text("no model check (the compile stage did not run)", style="dim"))
+            verdict.update(Text(_("no model check (the compile stage did not run)"), style="dim"))
         else:
             passed = self.check_data["passed"]
             v = Text("PASS" if passed else "FAIL", style="bold white on green" if passed else "bold white on red")
             v.append(" " + _strip_verdict(self.check_data.get("summary", "")))
-            v.append("\nadvice (ops that are not plain int8; t: the raw text as printed):" if self.check_items
-                     else "\nnothing to advise (t: the raw text as printed).", style="dim")
+            v.append("\n" + (_("advice (ops that are not plain int8; t: the raw text as printed):") if self.check_items
+                            else _("nothing to advise (t: the raw text as printed).")), style="dim")
             verdict.update(v)
             for item in self.check_items:
-                ct.add_row(item.get("status", ""), item.get("op", ""), item.get("module") or "-", item.get("reason", ""),
-                           item.get("suggestion", ""))
+                ct.add_row(item.get("status", ""), item.get("op", ""), item.get("module") or "-", _(item.get("reason", "")),
+                           _(item.get("suggestion", "")))
             if self.check_items:
                 self._show_check(0)
         if self.before is not None:
@@ -251,14 +259,15 @@ class ResultsScreen(HelpfulScreen):
 
             now = results_snapshot(run_dir, self.settings)
             self.query_one("#compare-note", Static).update(Text(
-                "the same run folder before keeping layers in float (%s) and now" % self.before.get("created", ""), style="dim"))
+                _("the same run folder before keeping layers in float ({when}) and now").format(
+                    when=self.before.get("created", "")), style="dim"))
             cmp_table = self.query_one("#compare-table", DataTable)
-            for label in ("", "before the fix", "now", "change"):
+            for label in ("", _("before the fix"), _("now"), _("change")):
                 cmp_table.add_column(label)
             for row in before_after_rows(self.before, now):
                 cmp_table.add_row(*row)
             self.query_one("#results-summary", Static).update(
-                Text.assemble(t, ("\nbefore/after the debug fix: tab 4", "bold yellow")))
+                Text.assemble(t, ("\n" + _("before/after the debug fix: tab 4"), "bold yellow")))
         acc.focus()
 
     def action_debug(self) -> None:
@@ -285,11 +294,11 @@ class ResultsScreen(HelpfulScreen):
             with open(path, "r", encoding="utf-8", errors="replace") as f:
                 text = f.read()
         except OSError:
-            self.notify("check_report.txt is not available for this run", severity="warning")
+            self.notify(_("check_report.txt is not available for this run"), severity="warning")
             return
         from .text_modal import TextModal
 
-        self.app.push_screen(TextModal("check_report.txt (raw)", text))
+        self.app.push_screen(TextModal(_("check_report.txt (raw)"), text))
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         target = {"summary": "#accuracy-table", "artifacts": "#artifact-table", "check": "#check-table",
@@ -301,7 +310,7 @@ class ResultsScreen(HelpfulScreen):
         if 0 <= row < len(self.artifact_names):
             name = self.artifact_names[row]
             a = self.record.artifacts[name]
-            t = Text.assemble((name, "bold"), "  ", (self.record.artifact_path(name) or "", "cyan"), "\n", a.get("description", ""))
+            t = Text.assemble((name, "bold"), "  ", (self.record.artifact_path(name) or "", "cyan"), "\n", _(a.get("description", "")))
             self.query_one("#artifact-detail", Static).update(t)
 
     def _show_check(self, row: int) -> None:
@@ -309,7 +318,7 @@ class ResultsScreen(HelpfulScreen):
             i = self.check_items[row]
             t = Text.assemble(
                 (i.get("status", ""), "bold"), " %s\n" % check_where(i),
-                "why: %s\n" % i.get("reason", ""), ("-> %s" % i.get("suggestion", ""), "yellow"),
+                _("why: {reason}").format(reason=_(i.get("reason", ""))) + "\n", ("-> %s" % _(i.get("suggestion", "")), "yellow"),
             )
             self.query_one("#check-detail", Static).update(t)
 

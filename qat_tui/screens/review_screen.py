@@ -10,12 +10,14 @@ from textual.widget import Widget
 from textual.widgets import Static, TextArea
 
 from core.errors import QatError
+from core.i18n import N_, _
 from core.settings import SETTINGS_FILENAME, Settings, dumps, save
 
 from .. import messages as M
 from .base import WizardStep
 
 ACTION_STYLE = {"run": "bold green", "skip": "cyan", "off": "dim"}
+
 
 
 def wrap_comments(toml: str, width: int) -> str:
@@ -60,13 +62,13 @@ class ReviewScreen(WizardStep):
     """Shows what will run and the settings file; ``ctrl+r`` (or Next) starts the run, ``x`` exports the
     settings as a standalone script."""
 
-    NEXT_LABEL = "Run >"
+    NEXT_LABEL = N_("Run >")
 
     BINDINGS = [
-        Binding("ctrl+r", "run", "Run", id="review.run"),
-        Binding("r", "run", "Run", show=False, id="review.run"),
-        Binding("s", "save", "Save", id="review.save"),
-        Binding("x", "export", "Export script", id="review.export"),
+        Binding("ctrl+r", "run", N_("Run"), id="review.run"),
+        Binding("r", "run", N_("Run"), show=False, id="review.run"),
+        Binding("s", "save", N_("Save"), id="review.save"),
+        Binding("x", "export", N_("Export script"), id="review.export"),
     ]
 
     settings: Optional[Settings] = None
@@ -81,6 +83,9 @@ class ReviewScreen(WizardStep):
     def on_mount(self) -> None:
         self.refresh_review()
         self.query_one("#nav-next").focus()
+
+    def after_recompose(self) -> None:
+        self.refresh_review()
 
     def refresh_review(self) -> None:
         from core.pipeline import Pipeline
@@ -97,10 +102,10 @@ class ReviewScreen(WizardStep):
         self.query_one("#toml", TomlView).show(s)
         path = os.path.join(s.run_path(), SETTINGS_FILENAME)
         self.query_one("#toml-caption", Static).update(
-            Text("Settings the run writes to %s (headless rerun: qat-tui run --config %s):" % (path, path))
+            Text(_("Settings the run writes to {path} (headless rerun: qat-tui run --config {path}):").format(path=path))
         )
         t = Text()
-        t.append("Plan for %s (device %s):\n" % (s.run_path(), s.run.device), style="bold")
+        t.append(_("Plan for {run_dir} (device {device}):").format(run_dir=s.run_path(), device=s.run.device) + "\n", style="bold")
         try:
             self.plan_items = Pipeline(s).plan()
         except QatError as e:
@@ -109,11 +114,13 @@ class ReviewScreen(WizardStep):
             plan.update(t)
             return
         for item in self.plan_items:
+            # run / skip / off stay as they are: the help page (and the headless plan) name them so
             t.append("  %-4s " % item.action, style=ACTION_STYLE.get(item.action, ""))
             t.append("%-10s" % item.stage, style="bold" if item.action == "run" else "")
-            t.append(" %s\n" % item.reason, style="" if item.action == "run" else "dim")
+            t.append(" %s\n" % _(item.reason), style="" if item.action == "run" else "dim")
         if not any(i.action == "run" for i in self.plan_items):
-            t.append("Nothing to run: every enabled stage is done with these settings (Run shows the results).\n", style="yellow")
+            t.append(_("Nothing to run: every enabled stage is done with these settings (Run shows the results).") + "\n",
+                     style="yellow")
         t.rstrip()
         plan.update(t)
 
@@ -124,7 +131,7 @@ class ReviewScreen(WizardStep):
         if self.settings is None:
             return None
         if not self.settings.enabled_stages():
-            return QatError("no stage is enabled", hint="turn on at least one stage (Stages step)", title="Stages")
+            return QatError(_("no stage is enabled"), hint=_("turn on at least one stage (Stages step)"), title=_("Stages"))
         for _stage, _line, err in stage_flow(self.settings):
             if err is not None:
                 return err
@@ -168,11 +175,12 @@ class ReviewScreen(WizardStep):
             self.show_error(e)
             return
         except OSError as e:
-            self.show_error(QatError("cannot write %s: %s" % (target, e), hint="choose another run folder (Data step)",
-                                     title="Export"))
+            self.show_error(QatError(_("cannot write {path}: {error}").format(path=target, error=e),
+                                     hint=_("choose another run folder (Data step)"), title=_("Export")))
             return
         self.wizard.mark_saved(self.settings)  # the TOML beside the script holds them
-        self.notify("Wrote %s (and %s). Run it: python %s --stage float" % (script, os.path.basename(toml), script), timeout=10)
+        self.notify(_("Wrote {script} (and {toml}). Run it: python {script} --stage float").format(
+            script=script, toml=os.path.basename(toml)), timeout=10)
 
     def action_save(self) -> None:
         if self.settings is None:
@@ -181,11 +189,11 @@ class ReviewScreen(WizardStep):
         try:
             save(self.settings, path)
         except (OSError, QatError) as e:
-            self.show_error(QatError("cannot write %s: %s" % (path, getattr(e, "msg", e)),
-                                     hint="choose another run folder (Data step)", title="Settings"))
+            self.show_error(QatError(_("cannot write {path}: {error}").format(path=path, error=getattr(e, "msg", e)),
+                                     hint=_("choose another run folder (Data step)"), title=_("Settings")))
             return
         self.wizard.mark_saved(self.settings)
-        self.notify("Wrote %s. Run it headless: qat-tui run --config %s" % (path, path), timeout=8)
+        self.notify(_("Wrote {path}. Run it headless: qat-tui run --config {path}").format(path=path), timeout=8)
 
     def on_screen_resume(self) -> None:
         # Back from a run: the plan has changed (finished stages are now skipped).

@@ -11,14 +11,19 @@ the wizard leaves the run going.
 
 Layout (80x24): stage line, current progress line and bar, an error panel (only after a failure), and
 three tabs: the per-epoch table, the top-1 chart, the log.
+
+The log shows the lines that matter, each with a short note in the wizard's language (the notes are one
+table, :mod:`qat_tui.log_notes`); ``l`` opens the raw log (``events.jsonl``, the worker's and the
+toolchain's logs, as written). Everything shown is drawn again in the new language on F2.
 """
 from __future__ import annotations
 
 import os
 import time
 import traceback
-from typing import Any, List, Optional, Tuple
+from typing import Any, Callable, List, Optional, Tuple, Union
 
+from rich.padding import Padding
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -41,9 +46,11 @@ from core.events import (
     StageSkipped,
     StageStarted,
 )
+from core.i18n import N_, _
 from core.record import RunRecord
 from core.settings import STAGES, Settings
 
+from .. import log_notes
 from .. import messages as M
 from .base import HelpfulScreen, breadcrumb
 
@@ -66,23 +73,43 @@ def _fmt(v: Optional[float], spec: str = "%.2f") -> str:
     return "-" if v is None else spec % v
 
 
+EPOCH_COLUMNS: Tuple[Tuple[str, str], ...] = (
+    (N_("stage"), "stage"), (N_("epoch"), "epoch"), (N_("loss"), "loss"), ("top-1 %", "top1"), ("top-5 %", "top5"),
+    ("lr", "lr"), (N_("best"), "best"), (N_("time s"), "time"),
+)
+"""The per-epoch table's columns: (label, marked for translation where it is a word; key)."""
+
+TABS: Tuple[Tuple[str, str], ...] = (("epochs", N_("Epochs")), ("chart", N_("Chart")), ("log", N_("Log")))
+"""The tabs: (pane id, label); shown as ``1 Epochs`` etc., the key that opens each."""
+
+NOTE_STYLE = "italic cyan"
+NOTE_INDENT = "    "
+
+Shown = Union[str, Callable[[], str]]
+"""What a log line or the current line shows: a text, or a function that gives it in the current language."""
+
+
 class RunScreen(HelpfulScreen):
     """Runs the pipeline for ``settings`` and shows its progress."""
 
     HELP_PAGE = "run"
 
     BINDINGS = [
-        Binding("c", "cancel", "Cancel", id="run.cancel"),
-        Binding("1", "tab('epochs')", "Epochs", id="run.tab_epochs"),
-        Binding("2", "tab('chart')", "Chart", id="run.tab_chart"),
-        Binding("3", "tab('log')", "Log", id="run.tab_log"),
-        Binding("r", "results", "Results", id="run.results"),
-        Binding("ctrl+n", "results", "Results", show=False, id="run.results"),
-        Binding("escape", "back", "Back", id="run.back"),
+        Binding("c", "cancel", N_("Cancel"), id="run.cancel"),
+        Binding("1", "tab('epochs')", N_("Epochs"), show=False, id="run.tab_epochs"),
+        Binding("2", "tab('chart')", N_("Chart"), show=False, id="run.tab_chart"),
+        Binding("3", "tab('log')", N_("Log"), show=False, id="run.tab_log"),
+        Binding("l", "raw_log", N_("Raw log"), id="run.raw_log"),
+        Binding("r", "results", N_("Results"), id="run.results"),
+        Binding("ctrl+n", "results", N_("Results"), show=False, id="run.results"),
+        Binding("escape", "back", N_("Back"), id="run.back"),
     ]
 
     ATTACH_GRACE_S = 15.0
     """Seconds an attached run may show neither a lock holder nor events (a worker starting up)."""
+
+    MAX_LOG_LINES = 5000
+    """Log lines (with their notes) kept on screen; the raw log (``l``) has them all."""
 
     def __init__(
         self,
@@ -111,28 +138,39 @@ class RunScreen(HelpfulScreen):
         self._started_at = 0.0
         self._current_stage = ""
         self.last_progress: Optional[BatchProgress] = None
+        # what the log shows, drawn again in the new language on F2: (text or function, level)
+        self._log: List[Tuple[Shown, str]] = []
+        self._current: Union[Text, Callable[[], Text]] = Text("")
+        self._epoch_rows: List[Tuple[Any, ...]] = []
+        self._skip_noted = False
+        self._failed: Optional[StageFailed] = None  # the error panel's, drawn again on F2
 
     # ------------------------------------------------------------------------------- layout
-    def compose(self) -> ComposeResult:
-        crumb = breadcrumb(-1, ["Settings"])
+    def _breadcrumb(self) -> Text:
+        crumb = breadcrumb(-1, [_("Settings")])
         crumb.append(" > ", style="dim")
-        crumb.append(" Run ", style="bold reverse")
-        crumb.append(" > Results", style="dim")
-        crumb.append("   %s%s" % (self.record.run_dir, "" if self.started_here else " (attached)"), style="dim")
-        yield Static(crumb, id="breadcrumb")
+        crumb.append(" %s " % _("Run"), style="bold reverse")
+        crumb.append(" > %s" % _("Results"), style="dim")
+        crumb.append("   %s%s" % (self.record.run_dir, "" if self.started_here else " " + _("(attached)")), style="dim")
+        return crumb
+
+    def compose(self) -> ComposeResult:
+        yield Static(self._breadcrumb(), id="breadcrumb")
         yield Static("", id="stages-line")
-        yield Static("starting: loading torch and the backend...", id="current")
+        yield Static(_("starting: loading torch and the backend..."), id="current")
         yield ProgressBar(total=None, show_eta=False, id="progress")
         panel = Static("", id="error-panel")
         panel.display = False
         yield panel
         with TabbedContent(initial="epochs", id="run-tabs"):
-            with TabPane("1 Epochs", id="epochs"):
-                yield DataTable(id="epoch-table", zebra_stripes=True, cursor_type="row")
-            with TabPane("2 Chart", id="chart"):
-                yield self._make_chart()
-            with TabPane("3 Log", id="log"):
-                yield RichLog(id="log-view", wrap=True, markup=False, highlight=False, max_lines=5000)
+            for i, (pane, label) in enumerate(TABS):
+                with TabPane("%d %s" % (i + 1, _(label)), id=pane):
+                    if pane == "epochs":
+                        yield DataTable(id="epoch-table", zebra_stripes=True, cursor_type="row")
+                    elif pane == "chart":
+                        yield self._make_chart()
+                    else:
+                        yield RichLog(id="log-view", wrap=True, markup=False, highlight=False, max_lines=self.MAX_LOG_LINES)
         yield Footer()
 
     def _make_chart(self) -> Any:
@@ -147,13 +185,26 @@ class RunScreen(HelpfulScreen):
 
     def on_mount(self) -> None:
         self.post_message(M.RunScreenShown(self))
-        table = self.query_one("#epoch-table", DataTable)
-        for label, key in (("stage", "stage"), ("epoch", "epoch"), ("loss", "loss"), ("top-1 %", "top1"),
-                           ("top-5 %", "top5"), ("lr", "lr"), ("best", "best"), ("time s", "time")):
-            table.add_column(label, key=key)
+        self._fill_epoch_table()
         self.refresh_stages_line()
         self._setup_chart()
         self.start()
+
+    def lang_changed(self, lang: str) -> None:
+        """The app switched the language (F2, the palette): draw everything shown again in it."""
+        self.query_one("#breadcrumb", Static).update(self._breadcrumb())
+        tabs = self.query_one("#run-tabs", TabbedContent)
+        for i, (pane, label) in enumerate(TABS):
+            tabs.get_tab(pane).label = "%d %s" % (i + 1, _(label))
+        self._fill_epoch_table()
+        self._setup_chart()
+        self._draw_chart()
+        self._redraw_log()
+        self._show_current()
+        if self._failed is not None:
+            self._show_error_panel(self._failed)
+        self.refresh_stages_line()
+        self.refresh_bindings()
 
     def start(self) -> None:
         from core.worker import EventFollower
@@ -164,13 +215,16 @@ class RunScreen(HelpfulScreen):
         if offset is None:
             offset = EventFollower.last_run_offset(self.attach_dir)
         self._follower = EventFollower(self.attach_dir, offset)
+        run_dir = self.attach_dir
         if self.started_here:
-            self.log_line("the run goes on in its own process; q asks whether to leave it running "
-                          "(qat-tui attach %s comes back to it)" % self.attach_dir)
+            self.log_line(lambda: _("the run goes on in its own process; q asks whether to leave it running "
+                                    "(qat-tui attach {run_dir} comes back to it)").format(run_dir=run_dir))
         else:
-            self.log_line("following %s (the run goes on when you quit; qat-tui attach %s comes back to it)"
-                          % (os.path.join(self.attach_dir, "events.jsonl"), self.attach_dir))
-        self.set_current(Text("waiting for the run's first events (the worker is loading torch)..."))
+            events = os.path.join(run_dir, "events.jsonl")
+            self.log_line(lambda: _("following {events} (the run goes on when you quit; qat-tui attach {run_dir} "
+                                    "comes back to it)").format(events=events, run_dir=run_dir))
+        self.log_note(lambda: _("l: the raw log (events.jsonl and the worker's and toolchain's output, complete)"))
+        self.set_current(lambda: Text(_("waiting for the run's first events (the worker is loading torch)...")))
         self._poll_timer = self.set_interval(0.3, self._poll_events)
         self._poll_events()
         self.refresh_bindings()
@@ -212,13 +266,14 @@ class RunScreen(HelpfulScreen):
         self._stop_polling()
         self.refresh_bindings()
         self.refresh_stages_line()
-        msg = Text(
-            "no process is running %s and its log stops here (stopped or killed) - qat-tui resume %s continues it"
-            % (self.attach_dir, self.attach_dir),
-            style="bold yellow",
-        )
-        self.set_current(msg)
-        self.log_line(msg.plain, "warning")
+        run_dir = self.attach_dir
+
+        def lost() -> str:
+            return _("no process is running {run_dir} and its log stops here (stopped or killed) - qat-tui resume "
+                     "{run_dir} continues it").format(run_dir=run_dir)
+
+        self.set_current(lambda: Text(lost(), style="bold yellow"))
+        self.log_line(lost, "warning")
 
     # ------------------------------------------------------------------------------- events
     def handle_event(self, e: Event) -> None:
@@ -230,35 +285,63 @@ class RunScreen(HelpfulScreen):
         except Exception:  # never let a display problem break the run
             tb = traceback.format_exc()
             self.ui_errors.append(tb)
-            self.log_line("display error: " + tb, "error")
+            self.log_line(_("display error: ") + tb, "error")
+
+    def _note(self, e: Event) -> None:
+        """The note of ``e``'s line (:mod:`qat_tui.log_notes`), when it has one."""
+        settings = self.settings
+        if log_notes.note_for(e, settings) is not None:
+            self.log_note(lambda: log_notes.note_for(e, settings) or "")
 
     def _on_RunStarted(self, e: RunStarted) -> None:
-        self.log_line("run started: stages %s on %s (backend %s)" % (", ".join(e.stages), e.device, e.backend))
-        self.set_current(Text("running on %s with the %s backend" % (e.device, e.backend)))
+        self.log_line(lambda: _("run started: stages {stages} on {device} (backend {backend})").format(
+            stages=", ".join(e.stages), device=e.device, backend=e.backend))
+        self.set_current(lambda: Text(_("running on {device} with the {backend} backend").format(
+            device=e.device, backend=e.backend)))
+
+    @staticmethod
+    def _loads(e: StageStarted) -> str:
+        return _("loads {inputs}").format(inputs=", ".join(e.inputs)) if e.inputs else _("loads no checkpoint")
 
     def _on_StageStarted(self, e: StageStarted) -> None:
         self._current_stage = e.stage
-        loads = ("loads " + ", ".join(e.inputs)) if e.inputs else "loads no checkpoint"
-        self.set_current(Text.assemble((e.stage, "bold yellow"), " started: %s" % loads))
+        self.set_current(lambda: Text.assemble((e.stage, "bold yellow"), " ",
+                                               _("started: {loads}").format(loads=self._loads(e))))
         self.query_one("#progress", ProgressBar).update(total=None, progress=0)
-        self.log_line("== %s: %s (%s)" % (e.stage, e.summary, loads))
+        self.log_line(lambda: "== %s: %s (%s)" % (e.stage, _(e.summary), self._loads(e)))
+        self._note(e)
         self.refresh_stages_line()
 
     def _on_StageSkipped(self, e: StageSkipped) -> None:
-        self.log_line("%s skipped: %s" % (e.stage, e.reason))
+        self.log_line(lambda: _("{stage} skipped: {reason}").format(stage=e.stage, reason=_(e.reason)))
+        if not self._skip_noted:  # one note says it for every skipped stage
+            self._skip_noted = True
+            self._note(e)
         history = e.metrics.get("history") if e.metrics else None
         if history:
             best_epoch = e.metrics.get("best_epoch")
             for h in history:
-                self._add_epoch_row(e.stage + " (done)", h.get("epoch", 1), len(history), h.get("train_loss"),
+                self._add_epoch_row((e.stage, True), h.get("epoch", 1), len(history), h.get("train_loss"),
                                     h.get("top1"), h.get("top5"), h.get("lr"), h.get("epoch") == best_epoch, None)
         elif e.metrics and e.metrics.get("top1") is not None:
-            self._add_epoch_row(e.stage + " (done)", 1, 1, None, e.metrics.get("top1"), e.metrics.get("top5"), None, True, None)
+            self._add_epoch_row((e.stage, True), 1, 1, None, e.metrics.get("top1"), e.metrics.get("top5"), None, True, None)
         self.refresh_stages_line()
 
     def _on_StageFinished(self, e: StageFinished) -> None:
         top1 = e.metrics.get("top1")
-        self.log_line("%s finished in %.1f s%s" % (e.stage, e.seconds, (", top-1 %.2f%%" % top1) if top1 is not None else ""))
+
+        def line() -> str:
+            if top1 is None:
+                return _("{stage} finished in {seconds:.1f} s").format(stage=e.stage, seconds=e.seconds)
+            return _("{stage} finished in {seconds:.1f} s, top-1 {top1:.2f}%").format(
+                stage=e.stage, seconds=e.seconds, top1=top1)
+
+        self.log_line(line)
+        self._note(e)
+        if e.stage in STAGES:
+            earlier = [(s, self.record.top1(s)) for s in STAGES[:STAGES.index(e.stage)]]
+            if log_notes.drop_note(e.stage, top1, earlier) is not None:
+                self.log_note(lambda: log_notes.drop_note(e.stage, top1, earlier) or "", "warning")
         bar = self.query_one("#progress", ProgressBar)
         bar.update(total=1, progress=1)
         self.refresh_stages_line()
@@ -266,50 +349,72 @@ class RunScreen(HelpfulScreen):
     def _on_StageFailed(self, e: StageFailed) -> None:
         self.refresh_stages_line()
         if e.cancelled:
-            self.set_current(Text("%s cancelled: %s. %s" % (e.stage, e.message, e.hint or ""), style="bold magenta"))
-            self.log_line("%s cancelled (%s)" % (e.stage, e.hint or ""), "warning")
+            self.set_current(lambda: Text(_("{stage} cancelled: {message}. {hint}").format(
+                stage=e.stage, message=e.message, hint=e.hint or ""), style="bold magenta"))
+            self.log_line(lambda: _("{stage} cancelled ({hint})").format(stage=e.stage, hint=e.hint or ""), "warning")
+            self._note(e)
             return
+        self._show_error_panel(e)
+        self.log_line(lambda: _("{stage} failed: {title}: {message}").format(
+            stage=e.stage, title=_(e.title), message=e.message), "error")
+        if e.hint:
+            self.log_line(lambda: "-> " + (e.hint or ""), "warning")
+        self._note(e)
+        self.post_message(M.ShowError(_(e.title), _("{stage} failed: {message}").format(stage=e.stage, message=e.message),
+                                      e.hint))
+
+    def _show_error_panel(self, e: StageFailed) -> None:
         panel = self.query_one("#error-panel", Static)
-        t = Text(" %s error " % e.title, style="bold white on red")
-        t.append(" in %s: " % e.stage, style="bold red")
+        t = Text(" %s " % _("{title} error").format(title=_(e.title)), style="bold white on red")
+        t.append(" %s " % _("in {stage}:").format(stage=e.stage), style="bold red")
         t.append(e.message, style="red")
         if e.hint:
             t.append("\n-> " + e.hint, style="yellow")
         panel.update(t)
         panel.display = True
-        self.log_line("%s failed: %s: %s" % (e.stage, e.title, e.message), "error")
-        self.post_message(M.ShowError(e.title, "%s failed: %s" % (e.stage, e.message), e.hint))
+        self._failed = e
 
     def _on_BatchProgress(self, e: BatchProgress) -> None:
         self.last_progress = e
         bar = self.query_one("#progress", ProgressBar)
         bar.update(total=max(e.batches, 1), progress=e.batch)
-        t = Text(e.stage, style="bold yellow")
-        if e.phase != e.stage:
-            t.append(" | ")
-            t.append(e.phase, style="bold")
-        if e.phase == "train" or e.epochs > 1:
-            t.append(" | epoch %d/%d" % (e.epoch, e.epochs))
-        t.append(" | batch %d/%d | %.0f images/s" % (e.batch, e.batches, e.images_per_s))
-        if e.loss is not None:
-            t.append(" | loss %.3f" % e.loss)
-        self.set_current(t)
+
+        def current() -> Text:
+            t = Text(e.stage, style="bold yellow")
+            if e.phase != e.stage:
+                t.append(" | ")
+                t.append(e.phase, style="bold")
+            if e.phase == "train" or e.epochs > 1:
+                t.append(" | " + _("epoch {epoch}/{epochs}").format(epoch=e.epoch, epochs=e.epochs))
+            t.append(" | " + _("batch {batch}/{batches} | {rate:.0f} images/s").format(
+                batch=e.batch, batches=e.batches, rate=e.images_per_s))
+            if e.loss is not None:
+                t.append(" | " + _("loss {loss:.3f}").format(loss=e.loss))
+            return t
+
+        self.set_current(current)
 
     def _on_PhaseStarted(self, e: PhaseStarted) -> None:
         self.query_one("#progress", ProgressBar).update(total=None)  # no batches: an indeterminate bar
-        self.set_current(Text.assemble((e.stage, "bold yellow"), " | ", (e.name, "bold"), " | started"))
+        self.set_current(lambda: Text.assemble((e.stage, "bold yellow"), " | ", (e.name, "bold"), " | ", _("started")))
         self.log_line("[%s] %s ..." % (e.stage, e.name))
 
     def _on_PhaseFinished(self, e: PhaseFinished) -> None:
-        self.log_line("[%s] %s: done in %.1f s" % (e.stage, e.name, e.seconds))
+        self.log_line(lambda: "[%s] %s" % (e.stage, _("{name}: done in {seconds:.1f} s").format(name=e.name, seconds=e.seconds)))
 
     def _on_Heartbeat(self, e: Heartbeat) -> None:
-        what = e.phase or ("evaluating" if self.last_progress is None else "%s, a slow batch" % self.last_progress.phase)
-        self.set_current(Text.assemble((e.stage, "bold yellow"), " | ", (what, "bold"),
-                                       " | %.0f s, still running" % e.elapsed))
+        progress = self.last_progress
+
+        def current() -> Text:
+            what = e.phase or (_("evaluating") if progress is None
+                               else _("{phase}, a slow batch").format(phase=progress.phase))
+            return Text.assemble((e.stage, "bold yellow"), " | ", (what, "bold"), " | ",
+                                 _("{seconds:.0f} s, still running").format(seconds=e.elapsed))
+
+        self.set_current(current)
 
     def _on_EpochEnd(self, e: EpochEnd) -> None:
-        self._add_epoch_row(e.stage, e.epoch, e.epochs, e.train_loss, e.top1, e.top5, e.lr, e.best, e.seconds)
+        self._add_epoch_row((e.stage, False), e.epoch, e.epochs, e.train_loss, e.top1, e.top5, e.lr, e.best, e.seconds)
         self._chart_points.append((e.stage, float(e.top1)))
         self._draw_chart()
 
@@ -320,35 +425,84 @@ class RunScreen(HelpfulScreen):
     def _on_ArtifactWritten(self, e: ArtifactWritten) -> None:
         from core.io import human_size
 
-        self.log_line("wrote %s (%s)" % (e.name, human_size(e.size)))
+        self.log_line(lambda: _("wrote {name} ({size})").format(name=e.name, size=human_size(e.size)))
+        self._note(e)
 
     def _on_CheckAdvice(self, e: CheckAdvice) -> None:
-        self.log_line("model check: %s" % e.summary, "info" if e.passed else "warning")
+        self.log_line(lambda: _("model check: {summary}").format(summary=_(e.summary)), "info" if e.passed else "warning")
+        for item in e.items:  # the ops to act on, as the headless runner prints them
+            if item.get("status") in ("int8",) or item.get("suggestion") in ("none", "nothing to do"):
+                continue
+            self.log_line("  %s %s %s: %s -> %s" % (item.get("status"), item.get("op"), item.get("module") or "-",
+                                                    item.get("reason"), item.get("suggestion")))
+        self._note(e)
 
     def _on_RunFinished(self, e: RunFinished) -> None:
         self.running = False
         self.refresh_bindings()
         self.query_one("#progress", ProgressBar).update(total=1, progress=1 if e.ok else 0)
         if e.ok:
-            msg = Text("run finished in %.0f s - r: results, esc: review" % e.seconds, style="bold green")
+            def msg() -> Text:
+                return Text(_("run finished in {seconds:.0f} s - r: results, esc: review").format(seconds=e.seconds),
+                            style="bold green")
         elif e.cancelled:
-            msg = Text("run cancelled at %s; run again to resume - r: results, esc: review" % (e.failed_stage or "?"),
-                       style="bold magenta")
+            def msg() -> Text:
+                return Text(_("run cancelled at {stage}; run again to resume - r: results, esc: review").format(
+                    stage=e.failed_stage or "?"), style="bold magenta")
         else:
-            msg = Text("run failed at %s (error above) - r: results, esc: review" % (e.failed_stage or "?"),
-                       style="bold red")
+            def msg() -> Text:
+                return Text(_("run failed at {stage} (error above) - r: results, esc: review").format(
+                    stage=e.failed_stage or "?"), style="bold red")
         self.set_current(msg)
-        self.log_line(msg.plain)
+        self.log_line(lambda: msg().plain)
         if e.ok and self.auto_results and self.is_current:
             self.action_results()
 
     # ------------------------------------------------------------------------------- display
-    def set_current(self, text: Text) -> None:
-        self.query_one("#current", Static).update(text)
+    def set_current(self, text: Union[Text, Callable[[], Text]]) -> None:
+        """The line under the stages: a Text, or a function that gives it in the current language."""
+        self._current = text
+        self._show_current()
 
-    def log_line(self, text: str, level: str = "info") -> None:
+    def _show_current(self) -> None:
+        shown = self._current() if callable(self._current) else self._current
+        self.query_one("#current", Static).update(shown)
+
+    def log_line(self, text: Shown, level: str = "info") -> None:
+        """Add a line to the log: a text, or a function that gives it in the current language (drawn
+        again on F2). ``level``: info, warning, error, or note (a note under the line before it)."""
+        self._log.append((text, level))
+        if len(self._log) > self.MAX_LOG_LINES:
+            del self._log[: len(self._log) - self.MAX_LOG_LINES]
+        self._write_log(text, level)
+
+    def log_note(self, text: Shown, level: str = "note") -> None:
+        """A short note under the last line (:mod:`qat_tui.log_notes`); ``warning`` for one to act on."""
+        self.log_line(text, "note-warning" if level == "warning" else "note")
+
+    def _write_log(self, text: Shown, level: str) -> None:
+        shown = text() if callable(text) else text
+        if level.startswith("note"):
+            style = "italic yellow" if level == "note-warning" else NOTE_STYLE
+            # a hanging indent: a wrapped note stays under its line
+            self.query_one("#log-view", RichLog).write(Padding(Text(shown, style=style), (0, 0, 0, len(NOTE_INDENT))))
+            return
         style = {"warning": "yellow", "error": "red"}.get(level, "")
-        self.query_one("#log-view", RichLog).write(Text(text, style=style))
+        self.query_one("#log-view", RichLog).write(Text(shown, style=style))
+
+    def _redraw_log(self) -> None:
+        view = self.query_one("#log-view", RichLog)
+        view.clear()
+        for text, level in self._log:
+            self._write_log(text, level)
+
+    def log_lines(self) -> List[str]:
+        """The log as shown, one string per line written (tests, and what a note follows)."""
+        out = []
+        for text, level in self._log:
+            shown = text() if callable(text) else text
+            out.append(NOTE_INDENT + shown if level.startswith("note") else shown)
+        return out
 
     def refresh_stages_line(self) -> None:
         t = Text()
@@ -362,14 +516,24 @@ class RunScreen(HelpfulScreen):
             if top1 is not None:
                 t.append(" %.1f%%" % top1, style=style)
             elif status in ("cancelled", "failed"):
-                t.append(" " + status, style=style)
+                t.append(" " + (_("cancelled") if status == "cancelled" else _("failed")), style=style)
         self.query_one("#stages-line", Static).update(t)
 
-    def _add_epoch_row(self, stage: str, epoch: int, epochs: int, loss: Optional[float], top1: Optional[float],
-                       top5: Optional[float], lr: Optional[float], best: bool, seconds: Optional[float]) -> None:
+    def _add_epoch_row(self, stage: Tuple[str, bool], epoch: int, epochs: int, loss: Optional[float],
+                       top1: Optional[float], top5: Optional[float], lr: Optional[float], best: bool,
+                       seconds: Optional[float]) -> None:
+        """A row of the epoch table; ``stage``: (name, done earlier)."""
+        row = (stage, epoch, epochs, loss, top1, top5, lr, best, seconds)
+        self._epoch_rows.append(row)
         table = self.query_one("#epoch-table", DataTable)
-        table.add_row(
-            stage,
+        table.add_row(*self._epoch_cells(row))
+        table.move_cursor(row=table.row_count - 1)
+
+    @staticmethod
+    def _epoch_cells(row: Tuple[Any, ...]) -> List[str]:
+        (stage, done), epoch, epochs, loss, top1, top5, lr, best, seconds = row
+        return [
+            stage + (" " + _("(done)") if done else ""),
             "%d/%d" % (epoch, epochs),
             _fmt(loss, "%.3f"),
             _fmt(top1),
@@ -377,15 +541,25 @@ class RunScreen(HelpfulScreen):
             _fmt(lr, "%.2g"),
             "*" if best else "",
             _fmt(seconds, "%.1f"),
-        )
-        table.move_cursor(row=table.row_count - 1)
+        ]
+
+    def _fill_epoch_table(self) -> None:
+        """The epoch table's columns and rows, in the current language (built again on F2)."""
+        table = self.query_one("#epoch-table", DataTable)
+        table.clear(columns=True)
+        for label, key in EPOCH_COLUMNS:
+            table.add_column(_(label), key=key)
+        for row in self._epoch_rows:
+            table.add_row(*self._epoch_cells(row))
+        if table.row_count:
+            table.move_cursor(row=table.row_count - 1)
 
     def _setup_chart(self) -> None:
         chart = self.query_one("#chart-plot")
         plt = getattr(chart, "plt", None)
         if plt is not None:
-            plt.title("test top-1 (%) after each epoch / evaluation")
-            plt.xlabel("evaluation #")
+            plt.title(_("test top-1 (%) after each epoch / evaluation"))
+            plt.xlabel(_("evaluation #"))
 
     def _draw_chart(self) -> None:
         chart = self.query_one("#chart-plot")
@@ -427,11 +601,12 @@ class RunScreen(HelpfulScreen):
         if not self.running or self.cancel_requested:
             return
         if not request_cancel(self.attach_dir):
-            self.notify("No process holds %s: nothing to cancel." % self.attach_dir, severity="warning")
+            self.notify(_("No process holds {run_dir}: nothing to cancel.").format(run_dir=self.attach_dir),
+                        severity="warning")
             return
         self.cancel_requested = True
-        self.set_current(Text("cancelling: the running stage stops at its next batch...", style="bold magenta"))
-        self.log_line("cancel requested", "warning")
+        self.set_current(lambda: Text(_("cancelling: the running stage stops at its next batch..."), style="bold magenta"))
+        self.log_line(lambda: _("cancel requested"), "warning")
 
     def action_cancel(self) -> None:
         """``c`` (and the palette's Cancel run): asks first; yes stops the running stage at its next batch."""
@@ -443,14 +618,21 @@ class RunScreen(HelpfulScreen):
             if yes and self.running:
                 self.request_cancel()
                 if self.cancel_requested:
-                    self.notify("Cancelling: the running stage stops at its next batch.", timeout=4)
+                    self.notify(_("Cancelling: the running stage stops at its next batch."), timeout=4)
 
         self.app.push_screen(ConfirmModal(
-            "Cancel the run?",
-            "The stage in progress stops at the next batch and is recorded as cancelled "
-            "(qat-tui resume %s continues it later)." % self.attach_dir,
-            yes="Yes, cancel it", no="No, keep it running",
+            _("Cancel the run?"),
+            _("The stage in progress stops at the next batch and is recorded as cancelled "
+              "(qat-tui resume {run_dir} continues it later).").format(run_dir=self.attach_dir),
+            yes=_("Yes, cancel it"), no=_("No, keep it running"),
         ), answered)
+
+    def action_raw_log(self) -> None:
+        """``l``: the run's raw log (events.jsonl, the worker's and the toolchain's logs) as written."""
+        from .text_modal import TextModal
+
+        self.app.push_screen(TextModal(_("Raw log of {run_dir}").format(run_dir=os.path.basename(self.attach_dir)),
+                                       log_notes.raw_log(self.attach_dir)))
 
     def action_tab(self, tab: str) -> None:
         self.query_one("#run-tabs", TabbedContent).active = tab
@@ -462,7 +644,7 @@ class RunScreen(HelpfulScreen):
 
     def action_results(self) -> None:
         if self.running:
-            self.notify("The run is still going (c cancels it).", timeout=3)
+            self.notify(_("The run is still going (c cancels it)."), timeout=3)
             return
         from .results_screen import ResultsScreen
 
@@ -470,7 +652,8 @@ class RunScreen(HelpfulScreen):
 
     def action_back(self) -> None:
         if self.running:
-            self.notify("The run goes on in its own process: c cancels it, q asks whether to leave it running.", timeout=4)
+            self.notify(_("The run goes on in its own process: c cancels it, q asks whether to leave it running."),
+                        timeout=4)
             return
         self._stop_polling()
         self.app.pop_screen()

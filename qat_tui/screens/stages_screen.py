@@ -11,6 +11,7 @@ from textual.widgets import Static
 
 from core import stage_table as T
 from core.errors import QatError
+from core.i18n import N_, _
 from core.settings import STAGES, Settings, validate
 
 from ..widgets.fields import SettingField
@@ -19,8 +20,8 @@ from .base import WizardStep
 def _writes(stage: str) -> str:
     out = T.stage(stage).output
     if out == T.INT_MODEL:
-        return "the integer model (int_model.*)"
-    return out or "the deployable model + check, perf and graph reports"
+        return _("the integer model (int_model.*)")
+    return out or _("the deployable model + check, perf and graph reports")
 
 
 def stage_flow(settings: Settings) -> List[Tuple[str, str, Optional[QatError]]]:
@@ -35,44 +36,44 @@ def stage_flow(settings: Settings) -> List[Tuple[str, str, Optional[QatError]]]:
     enabled = set(settings.enabled_stages())
     for stage in STAGES:
         if stage not in enabled:
-            out.append((stage, "off: not run (files it wrote before stay as they are)", None))
+            out.append((stage, _("off: not run (files it wrote before stay as they are)"), None))
             continue
         try:
             inputs = T.inputs(settings, stage)
         except QatError as e:
-            out.append((stage, "cannot run: %s" % e.msg, e))
+            out.append((stage, _("cannot run: {reason}").format(reason=e.msg), e))
             continue
         if not inputs:
             src = settings.model.pretrained
-            loads = "loads %s" % (src if src else "nothing (MobileNetV2 from scratch)")
-            out.append((stage, "%s -> writes %s" % (loads, _writes(stage)), None))
+            out.append((stage, _("loads {inputs} -> writes {outputs}").format(
+                inputs=src if src else _("nothing (MobileNetV2 from scratch)"), outputs=_writes(stage)), None))
             continue
         parts = []
         err: Optional[QatError] = None
         for name, producer in inputs:
             shown = "int_model" if name == "int_model" else name
             if producer in enabled:
-                parts.append("%s (from %s)" % (shown, producer))
+                parts.append(_("{file} (from {stage})").format(file=shown, stage=producer))
             elif os.path.exists(input_path(settings, name)):
-                parts.append("%s (%s is off; found in the run folder)" % (shown, producer))
+                parts.append(_("{file} ({stage} is off; found in the run folder)").format(file=shown, stage=producer))
             else:
-                parts.append("%s (%s is off and it is NOT in the run folder)" % (shown, producer))
+                parts.append(_("{file} ({stage} is off and it is NOT in the run folder)").format(file=shown, stage=producer))
                 try:
                     check_inputs(settings, stage)
                 except QatError as e:
                     err = e
-        out.append((stage, "loads %s -> writes %s" % (", ".join(parts), _writes(stage)), err))
+        out.append((stage, _("loads {inputs} -> writes {outputs}").format(inputs=", ".join(parts), outputs=_writes(stage)), err))
     return out
 
 
 class StagesScreen(WizardStep):
     """Turn stages on/off; float/QAT epochs and lr; calibration images; the checkpoint flow."""
 
-    INTRO = "Each stage loads the checkpoint of the one before it (shown under it, updated as you switch stages)."
+    INTRO = N_("Each stage loads the checkpoint of the one before it (shown under it, updated as you switch stages).")
 
     def compose_form(self) -> Iterable[Widget]:
         for stage in STAGES:
-            yield self.field(stage, "enabled", label=stage, help=T.stage(stage).summary)
+            yield self.field(stage, "enabled", label=stage, help=_(T.stage(stage).summary), topic=stage)
             yield Static("", id="loads-%s" % stage, classes="stage-loads")
             for key in T.stage(stage).wizard_keys:
                 yield self.field(stage, key, label="  %s" % key)
@@ -80,6 +81,9 @@ class StagesScreen(WizardStep):
     def on_mount(self) -> None:
         self.refresh_flow()
         self.get_field("float", "enabled").control.focus()
+
+    def after_recompose(self) -> None:
+        self.refresh_flow()
 
     def current(self) -> Optional[Settings]:
         """The app's values with this screen's stage switches applied."""
@@ -106,7 +110,7 @@ class StagesScreen(WizardStep):
                 t = Text(line, style="bold red")
                 if err.hint:
                     t.append("\n-> " + err.hint, style="yellow")
-            elif line.startswith("off"):
+            elif stage not in enabled:
                 t = Text(line, style="dim")
             else:
                 t = Text(line, style="cyan")
@@ -122,10 +126,10 @@ class StagesScreen(WizardStep):
         if s is None:
             return None
         if not s.enabled_stages():
-            self.show_error(QatError("no stage is enabled", hint="turn on at least one stage", title="Stages"))
-            return "Turn on at least one stage."
+            self.show_error(QatError(_("no stage is enabled"), hint=_("turn on at least one stage"), title=_("Stages")))
+            return _("Turn on at least one stage.")
         for stage, _line, err in self.refresh_flow():
             if err is not None:
                 self.show_error(err)
-                return "%s cannot run with these stages." % stage
+                return _("{stage} cannot run with these stages.").format(stage=stage)
         return None

@@ -8,9 +8,14 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Static, TextArea
 
+from core.i18n import N_, _
 
-class TextModal(ModalScreen):
-    BINDINGS = [Binding("escape", "close", "Close", id="text.close"), Binding("q", "close", "Close", show=False, id="text.close")]
+from .base import TranslatedBindings
+
+
+class TextModal(TranslatedBindings, ModalScreen):
+    BINDINGS = [Binding("escape", "close", N_("Close"), id="text.close"),
+                Binding("q", "close", N_("Close"), show=False, id="text.close")]
 
     def __init__(self, title: str, text: str) -> None:
         super().__init__()
@@ -19,7 +24,7 @@ class TextModal(ModalScreen):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="text-box"):
-            yield Static(Text(" %s  (esc closes) " % self.title_text, style="bold reverse"))
+            yield Static(Text(" %s  %s " % (self.title_text, _("(esc closes)")), style="bold reverse"))
             yield TextArea(self.body, read_only=True, show_line_numbers=False, id="text-body")
 
     def on_mount(self) -> None:

@@ -16,10 +16,12 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
+from textual.content import Content
 from textual.message import Message
 from textual.widgets import Checkbox, Input, Label, Select, Static
 
 from core.errors import SettingsError
+from core.i18n import _
 from core.settings import field_choices, field_help, section_model, validate
 
 BOOL, CHOICE, TEXT, OPT_TEXT, INT, OPT_INT, FLOAT, INT_LIST, FLOAT_LIST, TABLE = (
@@ -108,6 +110,19 @@ def step_fields(section: str, step: str) -> List[str]:
     return out
 
 
+def help_content(text: str, topic: str = "") -> Content:
+    """A field's help line; with ``topic`` (the setting's key) followed by a "more" link that opens the
+    step's help page at the section about it (the screen's ``help`` action, like ``?``)."""
+    if not text or not topic:
+        return Content(text or "")
+    return Content.from_markup("$help [@click=screen.help(%r)]$more[/]" % topic, help=text, more=_("more"))
+
+
+def not_offered(value: Any) -> str:
+    """The label of a value the select does not offer (kept, so that nothing changes behind you)."""
+    return _("{value} (not offered here)").format(value=value)
+
+
 class SettingInput(Input):
     """A setting's text box. It leaves ``?`` to the screen, whose ``?`` binding opens the help page
     (:class:`~qat_tui.screens.base.HelpfulScreen`): Textual drops bindings of the keys a focused text box
@@ -128,6 +143,8 @@ class SettingField(Vertical):
         label: text left of the input (default: the key).
         help: help line (default: the field's description).
         options: ``[(label, value)]`` for a select (default: the Literal choices).
+        placeholder: shown in an empty text box.
+        topic: what the help line's "more" link looks up in the step's help page (default: the key).
     """
 
     class Changed(Message):
@@ -147,6 +164,7 @@ class SettingField(Vertical):
         help: Optional[str] = None,
         options: Optional[Sequence[Tuple[str, Any]]] = None,
         placeholder: str = "",
+        topic: Optional[str] = None,
     ) -> None:
         super().__init__(id="field-%s-%s" % (section, key), classes="field")
         self.section = section
@@ -158,7 +176,8 @@ class SettingField(Vertical):
         self._field_options: List[Tuple[str, Any]] = list(options) if options is not None else [
             (c, c) for c in (field_choices(section, key) or [])
         ]
-        self._field_placeholder = placeholder or ("unset" if self.kind in (OPT_INT, OPT_TEXT) else "")
+        self.topic = key if topic is None else topic  # the help page's section the "more" link opens
+        self._field_placeholder = placeholder or (_("unset") if self.kind in (OPT_INT, OPT_TEXT) else "")
         self.field_error_text: Optional[str] = None
 
     @property
@@ -175,13 +194,13 @@ class SettingField(Vertical):
                 if self.kind == CHOICE:
                     options = list(self._field_options)
                     if self._field_value not in [v for _l, v in options]:
-                        options.append(("%s (not offered here)" % self._field_value, self._field_value))
+                        options.append((not_offered(self._field_value), self._field_value))
                     yield Select(options, value=self._field_value, allow_blank=False, id=self.control_id, compact=True)
                 else:
                     yield SettingInput(
                         display_value(self._field_value), placeholder=self._field_placeholder, id=self.control_id, compact=True
                     )
-        help_widget = Static(self._field_help, classes="field-help")
+        help_widget = Static(help_content(self._field_help, self.topic), classes="field-help")
         help_widget.display = bool(self._field_help)
         yield help_widget
         err = Static("", classes="field-error")
@@ -216,7 +235,7 @@ class SettingField(Vertical):
             c.value = bool(value)
         elif self.kind == CHOICE:
             if value not in [v for _l, v in self._field_options]:
-                self.set_options(self._field_options + [("%s (not offered here)" % value, value)], value)
+                self.set_options(self._field_options + [(not_offered(value), value)], value)
             else:
                 c.value = value
         else:
@@ -228,7 +247,7 @@ class SettingField(Vertical):
         self._field_options = list(options)
         shown = list(options)
         if keep not in [v for _l, v in shown]:
-            shown.append(("%s (not offered here)" % keep, keep))
+            shown.append((not_offered(keep), keep))
         sel = self.control
         sel.set_options(shown)
         sel.value = keep
@@ -236,8 +255,19 @@ class SettingField(Vertical):
     def set_help(self, text: str) -> None:
         self._field_help = text
         h = self.query_one(".field-help", Static)
-        h.update(text)
+        h.update(help_content(text, self.topic))
         h.display = bool(text)
+
+    def restore(self, typed: Any) -> None:
+        """Put back what the control held (its ``value``, valid or not): after the screen was composed
+        again, e.g. in another language."""
+        c = self.control
+        if self.kind == CHOICE and typed not in [v for _l, v in self._field_options]:
+            self.set_options(self._field_options, typed)
+        elif c.value != typed:
+            c.value = typed
+        if self.kind == BOOL:
+            self.query_one(".bool-state", Label).update(self._bool_text(bool(typed)))
 
     def show_error(self, message: Optional[str]) -> None:
         """Show (or clear, with None) the inline error under the field."""
@@ -269,7 +299,7 @@ class SettingField(Vertical):
 
     @staticmethod
     def _bool_text(on: bool) -> str:
-        return "on" if on else "off"
+        return _("on") if on else _("off")
 
     def on_checkbox_changed(self, event: Checkbox.Changed) -> None:
         event.stop()

@@ -21,6 +21,7 @@ from typing import Any, Dict, List, Literal, Optional, Tuple
 
 from pydantic import Field, field_validator
 
+from ...i18n import N_, _
 from ...errors import BackendError
 from ...settings import Section
 from ..base import BackendInfo
@@ -38,48 +39,66 @@ HBDK4_OPTS = {"O0": 0, "O1": 1, "O2": 2}
 """``[horizon] opt`` -> hbdk4's ``compile(opt=0..2)`` (OE-Skills hbdk-manual api_reference: opt 0-2)."""
 
 OPT_HELP = {
-    "O0": "no optimisation: fastest compile",
-    "O1": "the sample's choice",
-    "O2": "more optimisation, slower compile",
-    "O3": "most optimisation (hbdk3)",
-    "ddr": "minimise DDR traffic (hbdk3)",
-    "fast": "minimise latency (hbdk3)",
-    "balance": "trade latency for DDR bandwidth by balance_factor (hbdk3)",
+    "O0": N_("no optimisation: fastest compile"),
+    "O1": N_("the sample's choice"),
+    "O2": N_("more optimisation, slower compile"),
+    "O3": N_("most optimisation (hbdk3)"),
+    "ddr": N_("minimise DDR traffic (hbdk3)"),
+    "fast": N_("minimise latency (hbdk3)"),
+    "balance": N_("trade latency for DDR bandwidth by balance_factor (hbdk3)"),
 }
 
 CALIB_OBSERVERS = {
-    "min_max": "min_max: the full range seen in calibration.",
-    "percentile": "percentile: clip the range at a high percentile (robust to outliers).",
-    "mse": "mse: clip to minimise the quantization error (the calibration guide's advice for activations).",
-    "kl": "kl: clip to minimise the KL divergence of the distributions.",
-    "mix": "mix: pick the best of the above per layer.",
+    "min_max": N_("min_max: the full range seen in calibration."),
+    "percentile": N_("percentile: clip the range at a high percentile (robust to outliers)."),
+    "mse": N_("mse: clip to minimise the quantization error (the calibration guide's advice for activations)."),
+    "kl": N_("kl: clip to minimise the KL divergence of the distributions."),
+    "mix": N_("mix: pick the best of the above per layer."),
 }
 """Activation observers of ``get_default_qconfig`` (plugin >= 1.7) offered for calibration."""
 
 HBDK4_CALIB_OBSERVERS = {
-    "min_max": "min_max: the full range seen in calibration (get_qconfig(observer=MinMaxObserver)).",
-    "mse": "mse: clip to minimise the quantization error (get_qconfig(observer=MSEObserver)).",
+    "min_max": N_("min_max: the full range seen in calibration (get_qconfig(observer=MinMaxObserver))."),
+    "mse": N_("mse: clip to minimise the quantization error (get_qconfig(observer=MSEObserver))."),
 }
 """Calibration observers of the hbdk4 generation's ``get_qconfig(observer=...)``, which accepts
 MinMaxObserver and MSEObserver (plugin source, ``quantization/qconfig.py``)."""
 
 MARCH_LABELS = {
-    "bernoulli": "bernoulli (XJ2)",
-    "bernoulli2": "bernoulli2 (XJ3, RDK X3)",
-    "bayes": "bayes (J5, RDK Ultra) - the sample's",
-    "bayes-e": "bayes-e (J5 variant)",
-    "nash-e": "nash-e (J6E, RDK S100) - hbdk4",
-    "nash-m": "nash-m (J6M) - hbdk4",
-    "nash-p": "nash-p (J6P, RDK S600) - hbdk4",
+    "bernoulli": N_("bernoulli (XJ2)"),
+    "bernoulli2": N_("bernoulli2 (XJ3, RDK X3)"),
+    "bayes": N_("bayes (J5, RDK Ultra) - the sample's"),
+    "bayes-e": N_("bayes-e (J5 variant)"),
+    "nash-e": N_("nash-e (J6E, RDK S100) - hbdk4"),
+    "nash-m": N_("nash-m (J6M) - hbdk4"),
+    "nash-p": N_("nash-p (J6P, RDK S600) - hbdk4"),
 }
 """How each march is shown; the list offered is what the installed plugin defines."""
 
 COMPILE_NOTES = [
-    "horizon backend: compile runs check_model (advice), compile_model -> model.hbm (also model.hbir and "
-    "model.pt), perf_model -> perf_out/*.html (FPS, latency, DDR) and visualize_model -> model.svg, on the CPU.",
-    "The model is trained on centred YUV444 images / 128 with QuantStub(scale=1/128), as Horizon's sample: "
-    "that fixed scale is what input_source = pyramid requires (camera frames arrive as YUV).",
+    N_("horizon backend: compile runs check_model (advice), compile_model -> model.hbm (also model.hbir and "
+    "model.pt), perf_model -> perf_out/*.html (FPS, latency, DDR) and visualize_model -> model.svg, on the CPU."),
+    N_("The model is trained on centred YUV444 images / 128 with QuantStub(scale=1/128), as Horizon's sample: "
+    "that fixed scale is what input_source = pyramid requires (camera frames arrive as YUV)."),
 ]
+
+
+TEMPLATE_COMMENTS = {
+    'horizon.doc': N_('QAT of the model chosen in qat-tui (a torchvision classifier or your own builder, SETTINGS["model"]) with Horizon\'s horizon_plugin_pytorch + hbdk - exported by qat-tui.\n\nThe FX-only, end-to-end flow of Horizon\'s MobileNetV2 sample (X3 expert docs, quick_start.md), one stage per run, with the settings chosen in qat-tui baked in (SETTINGS below; the settings TOML written beside this file holds the same values, except run_dir: this script writes into a folder of its own, never over a qat-tui run). Runs inside Horizon\'s OpenExplorer docker, where horizon_plugin_pytorch and hbdk are installed.\n\n    python THIS_FILE --stage float      # train the float model        -> float-checkpoint.ckpt\n    python THIS_FILE --stage calib      # calibration                   -> calib-checkpoint.ckpt\n    python THIS_FILE --stage qat        # quantization-aware training   -> qat-checkpoint.ckpt\n    python THIS_FILE --stage int_infer  # convert_fx + evaluate         -> int_model.pt (TorchScript)\n    python THIS_FILE --stage compile    # check_model, compile_model    -> model.hbm, perf_out/, model.svg\n\nWhich checkpoint loads where: calib loads float-checkpoint.ckpt; qat prepares a fresh copy of the float model and loads calib-checkpoint.ckpt into it (the float one only when calib is disabled); int_infer converts the QAT model (or the calibrated one when QAT is disabled); compile works on int_model.pt, on the CPU. "32bit_out" qconfigs keep the output layer\'s output in 32 bits (old plugins called them "out_8bit": 8-bit weights, int32 output).'),
+    'horizon.cpu_state': N_('model.state_dict() on the CPU, keeping its _metadata: the module versions that observers need to load per-channel min/max buffers (torch.ao.quantization.observer._load_from_state_dict).'),
+    'horizon.save_atomic': N_('Save to a temp file in the same folder, then rename: never a half-written file.'),
+    'horizon.centered_yuv': N_("RGB in [0, 1] -> centred YUV444 / 128, as the sample feeds the model (rgb2centered_yuv on uint8 images, then Normalize(mean=0, std=128)); the BPU's pyramid input delivers YUV frames."),
+    'horizon.new_model': N_('The sample\'s wrapping of the chosen model: QuantStub(scale=1/128) before the network (fixed scale for the centred YUV input; required for input_source="pyramid"), DeQuantStub after its output.'),
+    'horizon.qconfig_dict': N_('{"": global qconfig, "module_name": {out_layer: 32-bit-output qconfig}} (out_layer: the conv/linear that computes the model\'s output, found by output_layer), with the names the installed plugin has (the *_out_8bit_* names were renamed *_8bit_weight_32bit_out_* and removed in 1.9).'),
+    'horizon.qconfig_dict_comment': N_('[qconfig] int16_layers: 8-bit weights, 16-bit output (march bayes); float_layers: qconfig None (not quantized)'),
+    'horizon.prepare': N_('prepare_qat_fx on a fresh deep copy of the float model (it mutates what it gets), march set first.'),
+    'horizon.set_train_comment': N_("BatchNorm keeps the float model's running statistics, as calibration used them (qat-tui's default; batch statistics diverge when fake quant rounds a channel to one value)"),
+    'horizon.stage_int_infer_comment': N_('hbdk compiles on the CPU: trace the fixed-point model there'),
+    'horizon.stage_compile_comment': N_("compile_model also writes model.hbir and model.pt (hbdk's traced copy) beside model.hbm"),
+    'horizon.stage_compile_comment_2': N_('show=False: visualize_model would otherwise start firefox'),
+}
+"""The comments and docstrings of the exported script's template (its ``{{#key}}`` markers, see
+core/export.py), in English; the script has them in the current language."""
 
 
 def is_hbdk4_march(march: str) -> bool:
@@ -96,35 +115,35 @@ class HorizonSettings(Section):
 
     march: str = Field(
         "bayes",
-        description="BPU architecture: bernoulli2 = XJ3 (RDK X3), bayes = J5 (the sample), bayes-e, nash-* = J6/S100 "
-        "(hbdk4). Only what the installed plugin defines is accepted.",
+        description=N_("BPU architecture: bernoulli2 = XJ3 (RDK X3), bayes = J5 (the sample), bayes-e, nash-* = J6/S100 "
+        "(hbdk4). Only what the installed plugin defines is accepted."),
         json_schema_extra=_step("backend"),
     )
     input_source: Literal["ddr", "pyramid", "resizer"] = Field(
         "pyramid",
-        description="Where the deployed model reads its image: pyramid = camera YUV frames (the sample; needs "
-        "QuantStub scale 1/128), ddr = a tensor in memory, resizer = ROI resize.",
+        description=N_("Where the deployed model reads its image: pyramid = camera YUV frames (the sample; needs "
+        "QuantStub scale 1/128), ddr = a tensor in memory, resizer = ROI resize."),
         json_schema_extra=_step("compile"),
     )
     opt: Literal["O0", "O1", "O2", "O3", "ddr", "fast", "balance"] = Field(
         "O1",
-        description="hbdk compile optimisation: O0-O3 (higher: faster model, slower compile; the sample uses O1), "
-        "ddr, fast, or balance (uses balance_factor).",
+        description=N_("hbdk compile optimisation: O0-O3 (higher: faster model, slower compile; the sample uses O1), "
+        "ddr, fast, or balance (uses balance_factor)."),
         json_schema_extra=_step("compile"),
     )
-    balance_factor: int = Field(2, ge=0, le=100, description="With opt = balance: hbdk's balance factor, 0-100 (trade-off between latency and DDR bandwidth).",
+    balance_factor: int = Field(2, ge=0, le=100, description=N_("With opt = balance: hbdk's balance factor, 0-100 (trade-off between latency and DDR bandwidth)."),
                                 json_schema_extra=_step("compile"))
     input_layout: Optional[Literal["NHWC", "NCHW", "BPU_RAW"]] = Field(
-        None, description="Input layout of the compiled model (unset: hbdk picks it from input_source).",
+        None, description=N_("Input layout of the compiled model (unset: hbdk picks it from input_source)."),
         json_schema_extra=_step("compile"),
     )
-    output_layout: Literal["NHWC", "NCHW", "BPU_RAW"] = Field("NCHW", description="Output layout of the compiled model.",
+    output_layout: Literal["NHWC", "NCHW", "BPU_RAW"] = Field("NCHW", description=N_("Output layout of the compiled model."),
                                                               json_schema_extra=_step("compile"))
     advice_us: Optional[int] = Field(
-        0, ge=0, description="check_model advice: report layers slower than this many microseconds (unset: no advice).",
+        0, ge=0, description=N_("check_model advice: report layers slower than this many microseconds (unset: no advice)."),
         json_schema_extra=_step("compile"),
     )
-    jobs: int = Field(16, ge=0, description="Threads hbdk uses to compile (0: all cores; hbdk's default is 16).",
+    jobs: int = Field(16, ge=0, description=N_("Threads hbdk uses to compile (0: all cores; hbdk's default is 16)."),
                       json_schema_extra=_step("compile"))
 
     @field_validator("march")
@@ -132,7 +151,7 @@ class HorizonSettings(Section):
     def _march_form(cls, v: str) -> str:
         v = v.strip()
         if not re.fullmatch(r"[A-Za-z0-9_-]+", v):
-            raise ValueError("must be a march name such as 'bernoulli2', 'bayes', 'bayes-e' or 'nash-e'")
+            raise ValueError(_("must be a march name such as 'bernoulli2', 'bayes', 'bayes-e' or 'nash-e'"))
         return v
 
 
@@ -146,23 +165,23 @@ def validate_compile_options(options: Any) -> None:
     if is_hbdk4_march(options.march):
         if options.opt not in HBDK4_OPTS:
             raise BackendError(
-                "[horizon] opt = %r: hbdk4 (march %s) compiles with opt 0-2 only" % (options.opt, options.march),
-                hint="use one of: %s" % ", ".join(HBDK4_OPTS),
+                _("[horizon] opt = %r: hbdk4 (march %s) compiles with opt 0-2 only") % (options.opt, options.march),
+                hint=_("use one of: %s") % ", ".join(HBDK4_OPTS),
             )
         return
     if options.opt not in HBDK3_OPTS:
         raise BackendError(
-            "[horizon] opt = %r is not an hbdk optimisation option" % options.opt,
-            hint="use one of: %s (hbdk would accept it and fail later with a TypeError)" % ", ".join(HBDK3_OPTS),
+            _("[horizon] opt = %r is not an hbdk optimisation option") % options.opt,
+            hint=_("use one of: %s (hbdk would accept it and fail later with a TypeError)") % ", ".join(HBDK3_OPTS),
         )
     if options.input_source not in INPUT_SOURCES:
-        raise BackendError("[horizon] input_source = %r" % options.input_source, hint="use one of: %s" % ", ".join(INPUT_SOURCES))
+        raise BackendError(_("[horizon] input_source = %r") % options.input_source, hint=_("use one of: %s") % ", ".join(INPUT_SOURCES))
     for key in ("output_layout", "input_layout"):
         v = getattr(options, key)
         if v is not None and v not in LAYOUTS:
-            raise BackendError("[horizon] %s = %r" % (key, v), hint="use one of: %s" % ", ".join(LAYOUTS))
+            raise BackendError(_("[horizon] %s = %r") % (key, v), hint=_("use one of: %s") % ", ".join(LAYOUTS))
     if options.opt == "balance" and not 0 <= options.balance_factor <= 100:
-        raise BackendError("[horizon] balance_factor = %r" % options.balance_factor, hint="use 0..100")
+        raise BackendError(_("[horizon] balance_factor = %r") % options.balance_factor, hint=_("use 0..100"))
 
 
 class HorizonSpec(BackendSpec):
@@ -180,15 +199,15 @@ class HorizonSpec(BackendSpec):
         if march not in marches:
             marches.append(march)
         if is_hbdk4_march(march):
-            observers = dict(HBDK4_CALIB_OBSERVERS)
-            opts = {k: OPT_HELP[k] for k in HBDK4_OPTS}
+            observers = {k: _(v) for k, v in HBDK4_CALIB_OBSERVERS.items()}
+            opts = {k: _(OPT_HELP[k]) for k in HBDK4_OPTS}
         else:
-            observers = dict(CALIB_OBSERVERS)
+            observers = {k: _(v) for k, v in CALIB_OBSERVERS.items()}
             if extras.get("get_default_qconfig") is False:
-                observers = {"default": "this plugin version has only default_calib_8bit_fake_quant_qconfig"}
-            opts = {k: OPT_HELP[k] for k in HBDK3_OPTS}
+                observers = {"default": _("this plugin version has only default_calib_8bit_fake_quant_qconfig")}
+            opts = {k: _(OPT_HELP[k]) for k in HBDK3_OPTS}
         return {
-            ("horizon", "march"): {m: MARCH_LABELS.get(m, m) for m in marches},
+            ("horizon", "march"): {m: _(MARCH_LABELS[m]) if m in MARCH_LABELS else m for m in marches},
             ("qconfig", "calib_observer"): observers,
             ("horizon", "opt"): opts,
         }
@@ -200,22 +219,22 @@ class HorizonSpec(BackendSpec):
         if metrics.get("fps") is not None:
             parts.append("FPS %s" % metrics["fps"])
         if metrics.get("latency_us") is not None:
-            parts.append("latency %s us" % metrics["latency_us"])
+            parts.append(_("latency {us} us").format(us=metrics["latency_us"]))
         if metrics.get("ddr_mb_per_frame") is not None:
-            parts.append("DDR %s MB/frame" % metrics["ddr_mb_per_frame"])
+            parts.append(_("DDR {mb} MB/frame").format(mb=metrics["ddr_mb_per_frame"]))
         if metrics.get("march"):
             parts.append("march %s" % metrics["march"])
-        return [("BPU estimate (hbdk perf)", ", ".join(parts))] if parts else []
+        return [(_("BPU estimate (hbdk perf)"), ", ".join(parts))] if parts else []
 
     def export_problem(self, settings: Any) -> Optional[Any]:
         from ...errors import QatError
 
         if is_hbdk4_march(settings.horizon.march):
             return QatError(
-                "the exported horizon script follows Horizon's hbdk3 sample (prepare_qat_fx, compile_model); "
-                "march %s uses the hbdk4 flow, which it does not cover yet" % settings.horizon.march,
-                hint="run this march with qat-tui run --config FILE, or export with an hbdk3 march "
-                "(bernoulli2, bayes, bayes-e)",
+                _("the exported horizon script follows Horizon's hbdk3 sample (prepare_qat_fx, compile_model); "
+                "march %s uses the hbdk4 flow, which it does not cover yet") % settings.horizon.march,
+                hint=_("run this march with qat-tui run --config FILE, or export with an hbdk3 march "
+                "(bernoulli2, bayes, bayes-e)"),
                 title="Export",
             )
         return None
@@ -237,14 +256,15 @@ def create(settings: Any = None) -> Any:
 
 SPEC = spec_of(__name__, HorizonSpec(
     name="horizon",
-    summary="Horizon backend: horizon_plugin_pytorch + hbdk -> model.hbm for the BPU (Horizon's docker only)",
+    summary=N_("Horizon backend: horizon_plugin_pytorch + hbdk -> model.hbm for the BPU (Horizon's docker only)"),
     factory="core.backends.horizon:create",
     options=HorizonSettings,
     stale_keys={"calib": ("march",), "qat": ("march",), "int_infer": ("march",), "compile": "*"},
     compile_keys=(),
     template="export_horizon.py.txt",
+    template_comments=TEMPLATE_COMMENTS,
     preferred=10,
-    step_notes={"compile": COMPILE_NOTES},
+    step_notes={"compile": COMPILE_NOTES},  # N_-marked: the wizard shows _(note)
 ))
 
 __all__ = ["SPEC", "HorizonSettings", "create", "is_hbdk4_march", "validate_compile_options", "CALIB_OBSERVERS",

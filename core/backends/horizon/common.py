@@ -16,6 +16,7 @@ import os
 import re
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+from ...i18n import _, ngettext
 from ...errors import BackendError
 from ...io import atomic_write_json
 from ..base import Artifact, BackendInfo, CheckItem, CheckReport, CompileResult, FakeQuantState, QuantBackend
@@ -57,8 +58,8 @@ def detect() -> BackendInfo:
         return BackendInfo(
             "horizon",
             False,
-            "horizon_plugin_pytorch does not import (%s: %s): it ships only inside Horizon's "
-            "OpenExplorer docker, not on PyPI" % (type(e).__name__, e),
+            _("horizon_plugin_pytorch does not import (%s: %s): it ships only inside Horizon's "
+              "OpenExplorer docker, not on PyPI") % (type(e).__name__, e),
         )
     versions = {"horizon_plugin_pytorch": plugin}
     try:
@@ -69,7 +70,7 @@ def detect() -> BackendInfo:
         pass
     reason = ""
     if hb is None:
-        reason = "hbdk does not import: training works, the compile stage needs hbdk"
+        reason = _("hbdk does not import: training works, the compile stage needs hbdk")
     else:
         versions["hbdk"] = hb
     has_hbdk4 = False
@@ -89,7 +90,7 @@ def detect() -> BackendInfo:
         True,
         reason,
         versions,
-        "horizon_plugin_pytorch prepare_qat_fx/convert_fx + hbdk compile -> model.hbm",
+        _("horizon_plugin_pytorch prepare_qat_fx/convert_fx + hbdk compile -> model.hbm"),
         extras,
     )
 
@@ -117,7 +118,7 @@ def parse_check_output(text: str, returncode: Any) -> CheckReport:
         status = "float" if ("not supported" in low or "error" in low) else "advice"
         items.append(CheckItem(op=node or "-", node=node, module=node, status=status, reason=line, suggestion=""))
     verdict = "HBDK model check PASS" if passed else "HBDK model check FAIL"
-    summary = "%s (%d advice lines)" % (verdict, len(items))
+    summary = "%s (%s)" % (verdict, ngettext("{n} advice line", "{n} advice lines", len(items)).format(n=len(items)))
     return CheckReport(passed=passed, summary=summary, items=items, text=text)
 
 
@@ -154,7 +155,7 @@ def record_perf(result: CompileResult, perf: Dict[str, Any], printed: str, out_d
     for name in sorted(os.listdir(perf_dir)) if os.path.isdir(perf_dir) else []:
         if name.endswith(".html"):
             result.artifacts.append(Artifact("perf_out/" + name, os.path.join(perf_dir, name), html_what))
-    result.artifacts.append(Artifact("perf.json", perf_json, "%s's JSON (summary: FPS, latency, DDR) and what it printed." % tool))
+    result.artifacts.append(Artifact("perf.json", perf_json, _("%s's JSON (summary: FPS, latency, DDR) and what it printed.") % tool))
 
 
 class HorizonBase(QuantBackend):
@@ -185,8 +186,8 @@ class HorizonBase(QuantBackend):
         available = plugin_marches()
         if march not in available:
             raise BackendError(
-                "[horizon] march = %r is not defined by the installed horizon_plugin_pytorch" % march,
-                hint="use one of: %s (bernoulli2 = XJ3, bayes = J5, nash-* = J6/S100)" % ", ".join(available),
+                _("[horizon] march = %r is not defined by the installed horizon_plugin_pytorch") % march,
+                hint=_("use one of: %s (bernoulli2 = XJ3, bayes = J5, nash-* = J6/S100)") % ", ".join(available),
             )
         set_march(march)
         return march
@@ -226,9 +227,9 @@ class HorizonBase(QuantBackend):
             from ...errors import SettingsError
 
             raise SettingsError(
-                "[qconfig] int16_layers needs a march with 16-bit activations (%s); this run's march is %s"
+                _("[qconfig] int16_layers needs a march with 16-bit activations (%s); this run's march is %s")
                 % (", ".join(self.INT16_MARCHES) or "none in this generation", self.options.march),
-                hint="use [qconfig] float_layers (qconfig None: not quantized) instead, or change [horizon] march")
+                hint=_("use [qconfig] float_layers (qconfig None: not quantized) instead, or change [horizon] march"))
         super().validate_settings(settings)
         self.work_dir = settings.run_path()
         self._set_march()
@@ -247,9 +248,9 @@ class HorizonBase(QuantBackend):
         for name in names:
             if name not in mods:
                 close = difflib.get_close_matches(name, mods, n=5)
-                raise SettingsError("[qconfig] float_layers/int16_layers: the model has no layer %r%s" % (
+                raise SettingsError(_("[qconfig] float_layers/int16_layers: the model has no layer %r%s") % (
                     name, "; nearest: %s" % ", ".join(close) if close else ""),
-                    hint="use the names `qat-tui debug RUN_DIR` shows, or clear that setting")
+                    hint=_("use the names `qat-tui debug RUN_DIR` shows, or clear that setting"))
 
     def layers_in_float(self, prepared: Any, names: List[str]) -> Any:
         """Fake quant off on the named layers' outputs and weights (the debug's sensitivity measure)."""

@@ -27,6 +27,7 @@ import os
 import tempfile
 from typing import Any, Dict, Iterable, Iterator, List, Optional
 
+from ...i18n import _
 from ..base import LayerComparison
 
 SQNR_CAP_DB = 100.0
@@ -170,8 +171,8 @@ def compare_quant_analysis(prepared: Any, batches: Iterable[Any], out_dir: str) 
     try:
         from horizon_plugin_profiler import QuantAnalysis
     except ImportError as e:
-        raise BackendError("per-layer debug on %s needs horizon_plugin_profiler (%s)" % ("the hbdk4 generation", e),
-                           hint="install horizon-plugin-profiler (it ships with Horizon's J6/S100 docker)") from None
+        raise BackendError(_("per-layer debug on %s needs horizon_plugin_profiler (%s)") % ("the hbdk4 generation", e),
+                           hint=_("install horizon-plugin-profiler (it ships with Horizon's J6/S100 docker)")) from None
     batches = [b.detach().cpu().float() for b in batches]
     ref = float_reference(prepared)
     os.makedirs(out_dir, exist_ok=True)
@@ -183,8 +184,8 @@ def compare_quant_analysis(prepared: Any, batches: Iterable[Any], out_dir: str) 
                      ("COSINE", "ATOL", "base_model_min", "base_model_max"))
     name_col = next((c for c in ("mod_name", "name", "op_name") if c in rows[0]), None) if rows else "mod_name"
     if name_col is None:
-        raise BackendError("compare_per_layer_out.csv names no layer column (looked for mod_name, name, op_name); "
-                           "columns: %s" % ", ".join(rows[0]))
+        raise BackendError(_("compare_per_layer_out.csv names no layer column (looked for mod_name, name, op_name); "
+                           "columns: %s") % ", ".join(rows[0]))
     names = [r[name_col] for r in rows]
     x = torch.cat(batches)
     scales = {n: _fq_scale(prepared, n) for n in names}
@@ -218,11 +219,11 @@ def _read_csv(path: str, need: Iterable[str]) -> List[Dict[str, str]]:
         with open(path, newline="", encoding="utf-8") as f:
             rows = list(csv.DictReader(f))
     except OSError as e:
-        raise BackendError("QuantAnalysis.compare_per_layer wrote no %s (%s)" % (os.path.basename(path), e)) from None
+        raise BackendError(_("QuantAnalysis.compare_per_layer wrote no %s (%s)") % (os.path.basename(path), e)) from None
     missing = [c for c in need if rows and c not in rows[0]]
     if missing:
-        raise BackendError("%s has no column %s; its columns: %s" % (os.path.basename(path), ", ".join(missing), ", ".join(rows[0])),
-                           hint="this horizon_plugin_profiler writes another format: tell qat-tui's developers its version")
+        raise BackendError(_("%s has no column %s; its columns: %s") % (os.path.basename(path), ", ".join(missing), ", ".join(rows[0])),
+                           hint=_("this horizon_plugin_profiler writes another format: tell qat-tui's developers its version"))
     return rows
 
 

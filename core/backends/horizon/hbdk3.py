@@ -22,6 +22,7 @@ import shutil
 import tempfile
 from typing import Any, Dict, List, Optional, Tuple, Union
 
+from ...i18n import _
 from ...errors import BackendError
 from ...io import atomic_write_json, atomic_write_text
 from ..base import Artifact, BackendInfo, CompileResult, Log, Phase, damaged_int_model, no_phase
@@ -85,8 +86,8 @@ class Hbdk3Backend(HorizonBase):
             observer = qconfig.calib_observer
             if observer not in CALIB_OBSERVERS:
                 raise BackendError(
-                    "calibration observer %r is not offered by horizon_plugin_pytorch" % observer,
-                    hint="choose one of: %s" % ", ".join(CALIB_OBSERVERS),
+                    _("calibration observer %r is not offered by horizon_plugin_pytorch") % observer,
+                    hint=_("choose one of: %s") % ", ".join(CALIB_OBSERVERS),
                 )
             glob = qc.get_default_qconfig(activation_observer=observer, weight_observer="min_max")
             lines.append(
@@ -113,8 +114,8 @@ class Hbdk3Backend(HorizonBase):
                     break
             else:
                 raise BackendError(
-                    "this horizon_plugin_pytorch has none of %s" % ", ".join(OUT_QCONFIG_NAMES[stage]),
-                    hint="set [qconfig] high_precision_output = false",
+                    _("this horizon_plugin_pytorch has none of %s") % ", ".join(OUT_QCONFIG_NAMES[stage]),
+                    hint=_("set [qconfig] high_precision_output = false"),
                 )
         else:
             lines.append("output layer %s: same as all layers (8-bit output)" % out_layer)
@@ -140,8 +141,8 @@ class Hbdk3Backend(HorizonBase):
                                           activation_qkwargs={"dtype": qint16})
         name = "default_%s_8bit_weight_16bit_act_fake_quant_qconfig" % stage
         if not _has(qc, name):
-            raise BackendError("this horizon_plugin_pytorch has no %s (16-bit activations need plugin >= 1.7.0)" % name,
-                               hint="clear [qconfig] int16_layers, or use a newer plugin")
+            raise BackendError(_("this horizon_plugin_pytorch has no %s (16-bit activations need plugin >= 1.7.0)") % name,
+                               hint=_("clear [qconfig] int16_layers, or use a newer plugin"))
         return getattr(qc, name)
 
     def prepare(self, float_model: Any, example_inputs: Tuple[Any, ...], stage: str, qconfig: Any) -> Any:
@@ -202,7 +203,7 @@ class Hbdk3Backend(HorizonBase):
         return Artifact(
             INT_MODEL_NAME,
             path,
-            "The fixed-point model traced with torch.jit.trace (TorchScript): input of check_model/compile_model.",
+            _("The fixed-point model traced with torch.jit.trace (TorchScript): input of check_model/compile_model."),
         )
 
     def load_int_model(self, path: str) -> Any:
@@ -235,7 +236,7 @@ class Hbdk3Backend(HorizonBase):
                 visualize_model,
             )
         except ImportError as e:
-            raise BackendError("the compile tools do not import (%s)" % e, hint="compile needs hbdk in Horizon's docker") from None
+            raise BackendError(_("the compile tools do not import (%s)") % e, hint=_("compile needs hbdk in Horizon's docker")) from None
         o = self.options
         validate_compile_options(o)
         march = self._set_march()
@@ -254,12 +255,12 @@ class Hbdk3Backend(HorizonBase):
         atomic_write_text(check_txt, cap.text)
         atomic_write_json(check_json, {"passed": check.passed, "summary": check.summary, "items": [i.to_dict() for i in check.items]})
         result.check = check
-        result.artifacts.append(Artifact("check_report.txt", check_txt, "check_model's output as printed (advice and verdict)."))
-        result.artifacts.append(Artifact("check_report.json", check_json, "check_model's verdict and advice lines as JSON."))
+        result.artifacts.append(Artifact("check_report.txt", check_txt, _("check_model's output as printed (advice and verdict).")))
+        result.artifacts.append(Artifact("check_report.json", check_json, _("check_model's verdict and advice lines as JSON.")))
         if not check.passed:
             raise BackendError(
-                "check_model failed: the model cannot be compiled for %s" % march,
-                hint="see %s for hbdk's messages" % check_txt,
+                _("check_model failed: the model cannot be compiled for %s") % march,
+                hint=_("see %s for hbdk's messages") % check_txt,
             )
 
         # 2. compile_model -> model.hbm (+ model.hbir and model.pt written beside it by hbdk)
@@ -268,7 +269,7 @@ class Hbdk3Backend(HorizonBase):
         protected = {os.path.join(out_dir, INT_MODEL_NAME)}
         for extra in (stem + ".hbir", stem + ".pt"):
             if extra in protected:
-                raise BackendError("compile_model would overwrite %s" % extra, hint="choose another hbm name")
+                raise BackendError(_("compile_model would overwrite %s") % extra, hint=_("choose another hbm name"))
         log("compile_model(hbm=model.hbm, opt=%s, input_source=%s) - this can take minutes" % (o.opt, sources))
         with phase("hbdk compile_model -> model.hbm"), capture_output() as cap:
             rc = compile_model(
@@ -279,16 +280,16 @@ class Hbdk3Backend(HorizonBase):
         atomic_write_text(os.path.join(out_dir, "compile.log"), cap.text)
         if rc != 0 or not os.path.exists(hbm):
             raise BackendError(
-                "compile_model failed (return code %s): %s" % (rc, _last_line(cap.text)),
-                hint="see compile.log in the run directory",
+                _("compile_model failed (return code %s): %s") % (rc, _last_line(cap.text)),
+                hint=_("see compile.log in the run directory"),
             )
         result.deployable = hbm
-        result.artifacts.append(Artifact("model.hbm", hbm, "The deployable model for the BPU (%s): load it with the board's runtime." % march))
+        result.artifacts.append(Artifact("model.hbm", hbm, _("The deployable model for the BPU (%s): load it with the board's runtime.") % march))
         if os.path.exists(stem + ".hbir"):
-            result.artifacts.append(Artifact("model.hbir", stem + ".hbir", "hbdk's intermediate representation, written by compile_model."))
+            result.artifacts.append(Artifact("model.hbir", stem + ".hbir", _("hbdk's intermediate representation, written by compile_model.")))
         if os.path.exists(stem + ".pt"):
-            result.artifacts.append(Artifact("model.pt", stem + ".pt", "hbdk's traced copy of int_model.pt, written by compile_model."))
-        result.artifacts.append(Artifact("compile.log", os.path.join(out_dir, "compile.log"), "What compile_model printed."))
+            result.artifacts.append(Artifact("model.pt", stem + ".pt", _("hbdk's traced copy of int_model.pt, written by compile_model.")))
+        result.artifacts.append(Artifact("compile.log", os.path.join(out_dir, "compile.log"), _("What compile_model printed.")))
 
         # 3. perf_model -> perf_out/<name>.html + .json (returned as a dict)
         perf_dir = os.path.join(out_dir, "perf_out")
@@ -300,9 +301,9 @@ class Hbdk3Backend(HorizonBase):
                 jobs=o.jobs, layer_details=True,
             )
         if not isinstance(perf, dict):
-            raise BackendError("perf_model failed (return code %s): %s" % (perf, _last_line(cap.text)))
+            raise BackendError(_("perf_model failed (return code %s): %s") % (perf, _last_line(cap.text)))
         record_perf(result, perf, cap.text, out_dir, perf_dir, "perf_model",
-                    "hbdk-perf's report: FPS, latency, DDR traffic, per-layer details.")
+                    _("hbdk-perf's report: FPS, latency, DDR traffic, per-layer details."))
 
         # 4. visualize_model -> model.svg (needs graphviz's dot; never opens a browser in a TUI)
         if shutil.which("dot"):
@@ -313,7 +314,7 @@ class Hbdk3Backend(HorizonBase):
                 except Exception as e:  # the picture is optional; say why it is missing
                     log("visualize_model failed: %s" % e)
             if os.path.exists(svg):
-                result.artifacts.append(Artifact("model.svg", svg, "hbdk's picture of the compiled graph."))
+                result.artifacts.append(Artifact("model.svg", svg, _("hbdk's picture of the compiled graph.")))
         else:
             log("graphviz 'dot' is not installed: no model.svg (apt-get install graphviz)")
         return result

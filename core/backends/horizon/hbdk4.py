@@ -6,6 +6,7 @@ import os
 import tempfile
 from typing import Any, Dict, List, Optional, Tuple
 
+from ...i18n import _
 from ...errors import BackendError
 from ...io import atomic_write_json, atomic_write_text
 from ..base import Artifact, BackendInfo, CheckItem, CheckReport, CompileResult, Log, Phase, damaged_int_model, no_phase
@@ -45,7 +46,7 @@ class HbirModel:
         inputs = list(getattr(func, "flatten_inputs", func.inputs))
         outputs = list(getattr(func, "flatten_outputs", func.outputs))
         if len(inputs) != 1 or not outputs:
-            raise BackendError("the HBIR model has %d inputs and %d outputs; qat-tui feeds one image input" % (len(inputs), len(outputs)))
+            raise BackendError(_("the HBIR model has %d inputs and %d outputs; qat-tui feeds one image input") % (len(inputs), len(outputs)))
         outs = []
         for i in range(x.shape[0]):
             got = func.feed({inputs[0].name: x[i : i + 1].detach().cpu().float().numpy()})
@@ -95,15 +96,15 @@ class Hbdk4Backend(HorizonBase):
             )
         except ImportError as e:
             raise BackendError(
-                "march %s needs the hbdk4-generation plugin API (QconfigSetter, get_qconfig): %s" % (self.options.march, e),
-                hint="use Horizon's J6/S100 docker, or an hbdk3 march (bernoulli2, bayes, bayes-e)",
+                _("march %s needs the hbdk4-generation plugin API (QconfigSetter, get_qconfig): %s") % (self.options.march, e),
+                hint=_("use Horizon's J6/S100 docker, or an hbdk3 march (bernoulli2, bayes, bayes-e)"),
             ) from None
         if stage == "calib":
             name = qconfig.calib_observer
             if name not in HBDK4_CALIB_OBSERVERS:
                 raise BackendError(
-                    "calibration observer %r is not offered for %s" % (name, self.options.march),
-                    hint="choose one of: %s" % ", ".join(HBDK4_CALIB_OBSERVERS),
+                    _("calibration observer %r is not offered for %s") % (name, self.options.march),
+                    hint=_("choose one of: %s") % ", ".join(HBDK4_CALIB_OBSERVERS),
                 )
             observer = MSEObserver if name == "mse" else MinMaxObserver
         else:
@@ -134,9 +135,9 @@ class Hbdk4Backend(HorizonBase):
         if settings.qconfig.float_layers:
             from ...errors import SettingsError
 
-            raise SettingsError("[qconfig] float_layers is not built for the hbdk4 generation (march %s) yet"
+            raise SettingsError(_("[qconfig] float_layers is not built for the hbdk4 generation (march %s) yet")
                                 % self.options.march,
-                                hint="clear [qconfig] float_layers, or use an hbdk3 march (bernoulli2, bayes, bayes-e)")
+                                hint=_("clear [qconfig] float_layers, or use an hbdk3 march (bernoulli2, bayes, bayes-e)"))
 
     def prepare(self, float_model: Any, example_inputs: Tuple[Any, ...], stage: str, qconfig: Any) -> Any:
         self._set_march()
@@ -144,8 +145,8 @@ class Hbdk4Backend(HorizonBase):
             from horizon_plugin_pytorch.quantization import prepare
         except ImportError:
             raise BackendError(
-                "this horizon_plugin_pytorch has no quantization.prepare (hbdk4 generation) for %s" % self.options.march,
-                hint="use Horizon's J6/S100 docker, or an hbdk3 march (bernoulli2, bayes, bayes-e)",
+                _("this horizon_plugin_pytorch has no quantization.prepare (hbdk4 generation) for %s") % self.options.march,
+                hint=_("use Horizon's J6/S100 docker, or an hbdk3 march (bernoulli2, bayes, bayes-e)"),
             ) from None
         self._check_layer_names(float_model, list(qconfig.int16_layers))
         setter, lines = self.setter(stage, qconfig)
@@ -180,8 +181,8 @@ class Hbdk4Backend(HorizonBase):
             from horizon_plugin_pytorch.quantization.hbdk4 import export
         except ImportError as e:
             raise BackendError(
-                "march %s converts with hbdk4, which does not import (%s)" % (self.options.march, e),
-                hint="run int_infer inside Horizon's J6/S100 docker (hbdk4-compiler installed)",
+                _("march %s converts with hbdk4, which does not import (%s)") % (self.options.march, e),
+                hint=_("run int_infer inside Horizon's J6/S100 docker (hbdk4-compiler installed)"),
             ) from None
         model = copy.deepcopy(prepared).cpu()
         model.eval()
@@ -197,8 +198,9 @@ class Hbdk4Backend(HorizonBase):
         arts = []
         for obj, name, what in (
             (model.quantized, HBDK4_MODEL_NAME,
-             "The integer HBIR model for %s (hbdk4 convert of qat.bc; Horizon's quantized.bc): input of compile." % self.options.march),
-            (model.qat_bc, HBDK4_QAT_NAME, "The QAT model exported to HBIR (horizon_plugin_pytorch hbdk4 export)."),
+             _("The integer HBIR model for %s (hbdk4 convert of qat.bc; Horizon's quantized.bc): input of compile.")
+             % self.options.march),
+            (model.qat_bc, HBDK4_QAT_NAME, _("The QAT model exported to HBIR (horizon_plugin_pytorch hbdk4 export).")),
         ):
             target = os.path.join(out_dir, name)
             fd, tmp = tempfile.mkstemp(prefix="." + name + ".", suffix=".bc", dir=out_dir)  # save wants .bc
@@ -216,7 +218,7 @@ class Hbdk4Backend(HorizonBase):
         try:
             from hbdk4.compiler import load
         except ImportError as e:
-            raise BackendError("hbdk4 does not import (%s)" % e, hint="compile inside Horizon's J6/S100 docker") from None
+            raise BackendError(_("hbdk4 does not import (%s)") % e, hint=_("compile inside Horizon's J6/S100 docker")) from None
         try:
             return load(path)
         except Exception as e:
@@ -234,7 +236,7 @@ class Hbdk4Backend(HorizonBase):
             from hbdk4.compiler import compile as hbdk4_compile
             from hbdk4.compiler import hbm_perf, statistics, visualize
         except ImportError as e:
-            raise BackendError("hbdk4 does not import (%s)" % e, hint="compile inside Horizon's J6/S100 docker") from None
+            raise BackendError(_("hbdk4 does not import (%s)") % e, hint=_("compile inside Horizon's J6/S100 docker")) from None
         o = self.options
         march = self.options.march
         result = CompileResult()
@@ -260,8 +262,8 @@ class Hbdk4Backend(HorizonBase):
         atomic_write_text(check_txt, text)
         atomic_write_json(check_json, {"passed": passed, "summary": summary, "statistics": stats, "items": [i.to_dict() for i in items]})
         result.check = CheckReport(passed=passed, summary=summary, items=items, text=text)
-        result.artifacts.append(Artifact("check_report.txt", check_txt, "hbdk4 statistics of the integer model (hbtl = CPU ops)."))
-        result.artifacts.append(Artifact("check_report.json", check_json, "The same statistics as JSON."))
+        result.artifacts.append(Artifact("check_report.txt", check_txt, _("hbdk4 statistics of the integer model (hbtl = CPU ops).")))
+        result.artifacts.append(Artifact("check_report.json", check_json, _("The same statistics as JSON.")))
 
         # 2. remove the float Quantize/Dequantize at the model's boundary, then compile -> model.hbm
         model[0].remove_io_op(op_types=["Dequantize", "Quantize"])
@@ -277,15 +279,15 @@ class Hbdk4Backend(HorizonBase):
             os.replace(tmp, hbm)
         except Exception as e:
             atomic_write_text(os.path.join(out_dir, "compile.log"), cap.text)
-            raise BackendError("hbdk4 compile failed: %s" % (str(e).splitlines()[0] if str(e) else type(e).__name__),
-                               hint="see compile.log in the run directory") from None
+            raise BackendError(_("hbdk4 compile failed: %s") % (str(e).splitlines()[0] if str(e) else type(e).__name__),
+                               hint=_("see compile.log in the run directory")) from None
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
         atomic_write_text(os.path.join(out_dir, "compile.log"), cap.text)
         result.deployable = hbm
-        result.artifacts.append(Artifact("model.hbm", hbm, "The deployable model for the BPU (%s): load it with the board's runtime." % march))
-        result.artifacts.append(Artifact("compile.log", os.path.join(out_dir, "compile.log"), "What hbdk4's compile printed."))
+        result.artifacts.append(Artifact("model.hbm", hbm, _("The deployable model for the BPU (%s): load it with the board's runtime.") % march))
+        result.artifacts.append(Artifact("compile.log", os.path.join(out_dir, "compile.log"), _("What hbdk4's compile printed.")))
 
         # 3. hbm_perf -> perf_out/model.html + model.json
         perf_dir = os.path.join(out_dir, "perf_out")
@@ -300,8 +302,8 @@ class Hbdk4Backend(HorizonBase):
                 with open(stem_json, encoding="utf-8") as f:
                     perf = json.load(f)
             else:
-                raise BackendError("hbm_perf wrote no model.json: %s" % _last_line(cap.text))
-        record_perf(result, perf, cap.text, out_dir, perf_dir, "hbm_perf", "hbm_perf's report: FPS, latency, per-layer figures.")
+                raise BackendError(_("hbm_perf wrote no model.json: %s") % _last_line(cap.text))
+        record_perf(result, perf, cap.text, out_dir, perf_dir, "hbm_perf", _("hbm_perf's report: FPS, latency, per-layer figures."))
 
         # 4. visualize -> model.onnx (a picture of the HBIR for netron; never starts netron here)
         onnx = os.path.join(out_dir, "model.onnx")
@@ -309,7 +311,7 @@ class Hbdk4Backend(HorizonBase):
             with capture_output():
                 visualize(model, onnx_file=onnx, use_netron=False)
             if os.path.exists(onnx):
-                result.artifacts.append(Artifact("model.onnx", onnx, "The compiled graph as ONNX for viewing (open it in netron)."))
+                result.artifacts.append(Artifact("model.onnx", onnx, _("The compiled graph as ONNX for viewing (open it in netron).")))
         except Exception as e:  # the picture is optional; say why it is missing
             log("visualize failed: %s" % e)
         return result

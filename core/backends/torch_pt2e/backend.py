@@ -29,6 +29,7 @@ import tempfile
 import time
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
+from ...i18n import _
 from ...errors import BackendError, CheckpointError, ModelError
 from ...io import atomic_write_json, atomic_write_text, file_size, human_size
 from ..base import (
@@ -120,12 +121,12 @@ class TorchPt2eBackend(QuantBackend):
 
             versions["torch"] = torch.__version__
         except Exception as e:  # pragma: no cover - torch is a hard dependency
-            return BackendInfo(cls.name, False, "torch does not import: %s" % e, versions)
+            return BackendInfo(cls.name, False, _("torch does not import: %s") % e, versions)
         if _torch_version_tuple() < (2, 5):
             return BackendInfo(
                 cls.name,
                 False,
-                "torch %s is too old for torch.export-based QAT (needs 2.5 or newer); use a backend made for this torch"
+                _("torch %s is too old for torch.export-based QAT (needs 2.5 or newer); use a backend made for this torch")
                 % torch.__version__,
                 versions,
             )
@@ -137,14 +138,14 @@ class TorchPt2eBackend(QuantBackend):
             versions["torchao"] = getattr(torchao, "__version__", "?")
         except Exception as e:
             return BackendInfo(
-                cls.name, False, "torchao's pt2e QAT does not import (%s): pip install torchao" % e, versions
+                cls.name, False, _("torchao's pt2e QAT does not import (%s): pip install torchao") % e, versions
             )
         return BackendInfo(
             cls.name,
             True,
             "",
             versions,
-            "torchao pt2e QAT (X86InductorQuantizer), AOTInductor package model.pt2",
+            _("torchao pt2e QAT (X86InductorQuantizer), AOTInductor package model.pt2"),
         )
 
     # ------------------------------------------------------------------------------- model pieces
@@ -181,8 +182,8 @@ class TorchPt2eBackend(QuantBackend):
             }.get(observer)
             if act_obs is None:
                 raise BackendError(
-                    "calibration observer %r is not offered by the torch backend" % observer,
-                    hint="choose one of: %s" % ", ".join(CALIB_OBSERVERS),
+                    _("calibration observer %r is not offered by the torch backend") % observer,
+                    hint=_("choose one of: %s") % ", ".join(CALIB_OBSERVERS),
                 )
             act_ctr = FakeQuantize.with_args(observer=act_obs, eps=eps)
             w_ctr = FakeQuantize.with_args(observer=PerChannelMinMaxObserver, eps=eps)
@@ -238,7 +239,7 @@ class TorchPt2eBackend(QuantBackend):
         from torch.export import Dim, export
 
         if example_inputs[0].shape[0] < 2:
-            raise BackendError("export needs an example batch of at least 2 images (size 1 is specialised)")
+            raise BackendError(_("export needs an example batch of at least 2 images (size 1 is specialised)"))
         batch = Dim("batch", min=1, max=MAX_BATCH)
         with _quiet_export():
             return export(model, tuple(example_inputs), dynamic_shapes=({0: batch},))
@@ -270,7 +271,7 @@ class TorchPt2eBackend(QuantBackend):
             try:
                 self._float_layers = keep_float(prepared, names)
             except ValueError as e:
-                raise SettingsError(str(e), hint="use the names `qat-tui debug RUN_DIR` shows, or clear [qconfig] float_layers") from None
+                raise SettingsError(str(e), hint=_("use the names `qat-tui debug RUN_DIR` shows, or clear [qconfig] float_layers")) from None
         from .layers import label_layers
 
         label_layers(prepared)
@@ -350,9 +351,9 @@ class TorchPt2eBackend(QuantBackend):
         ]
         if missing or wrong:
             raise CheckpointError(
-                "the calibration state does not fit this model (%d tensors missing, %d of another shape; e.g. %s)"
+                _("the calibration state does not fit this model (%d tensors missing, %d of another shape; e.g. %s)")
                 % (len(missing), len(wrong), ", ".join((missing + wrong)[:3])),
-                hint="rerun calib with the same model settings (width_mult, num_classes)",
+                hint=_("rerun calib with the same model settings (width_mult, num_classes)"),
             )
         fit = {k: v for k, v in calib_state.items() if k in own}
         qat_model.load_state_dict(fit, strict=False)
@@ -403,8 +404,8 @@ class TorchPt2eBackend(QuantBackend):
         return Artifact(
             INT_MODEL_NAME,
             path,
-            "The integer (converted) model as a torch.export ExportedProgram: torch.export.load(path).module() "
-            "runs it in Python (reference int8 arithmetic); input of compile.",
+            _("The integer (converted) model as a torch.export ExportedProgram: torch.export.load(path).module() "
+            "runs it in Python (reference int8 arithmetic); input of compile."),
         )
 
     def load_int_model(self, path: str) -> Any:
@@ -424,8 +425,8 @@ class TorchPt2eBackend(QuantBackend):
             check_pt2_archive(path)
         except UnsafeFileError as e:
             raise CheckpointError(
-                "%s was refused without loading it: %s. torch.export.load would run that code" % (path, e),
-                hint="qat-tui never writes such an entry: delete the file and run the int_infer stage again",
+                _("%s was refused without loading it: %s. torch.export.load would run that code") % (path, e),
+                hint=_("qat-tui never writes such an entry: delete the file and run the int_infer stage again"),
             ) from None
         except Exception as e:  # not a zip, unreadable, bad JSON
             raise damaged_int_model(path, "an exported program", e) from None
@@ -494,8 +495,8 @@ class TorchPt2eBackend(QuantBackend):
                 Artifact(
                     "model.pt2",
                     package_path,
-                    "Deployable int8 model: AOTInductor package, load with torch._inductor.aoti_load_package(path) "
-                    "and call it on float32 (N,%d,%d,%d) tensors (normalised as in training); no training code needed."
+                    _("Deployable int8 model: AOTInductor package, load with torch._inductor.aoti_load_package(path) "
+                    "and call it on float32 (N,%d,%d,%d) tensors (normalised as in training); no training code needed.")
                     % tuple(example[0].shape[1:]),
                 )
             )
@@ -508,9 +509,9 @@ class TorchPt2eBackend(QuantBackend):
         )
         result.check = check
         result.artifacts.append(
-            Artifact("check_report.txt", check_txt, "Model check: which ops run in int8, which stayed float and why.")
+            Artifact("check_report.txt", check_txt, _("Model check: which ops run in int8, which stayed float and why."))
         )
-        result.artifacts.append(Artifact("check_report.json", check_json, "The model check as JSON (per-op advice)."))
+        result.artifacts.append(Artifact("check_report.json", check_json, _("The model check as JSON (per-op advice).")))
 
         # 2. perf report: fp32 eager model vs the package (or the converted graph when not packaged)
         with phase("perf: latency of fp32 vs int8 at batch sizes %s" % ", ".join(str(b) for b in options.perf_batch_sizes)):
@@ -533,9 +534,9 @@ class TorchPt2eBackend(QuantBackend):
         atomic_write_json(perf_json, perf)
         atomic_write_text(perf_html, render_perf_html(perf))
         result.artifacts.append(
-            Artifact("perf.html", perf_html, "Perf report: latency at each batch size, sizes, parameters, FLOPs.")
+            Artifact("perf.html", perf_html, _("Perf report: latency at each batch size, sizes, parameters, FLOPs."))
         )
-        result.artifacts.append(Artifact("perf.json", perf_json, "The perf figures as JSON."))
+        result.artifacts.append(Artifact("perf.json", perf_json, _("The perf figures as JSON.")))
 
         # 3. picture of the quantized graph
         graph = write_graph_picture(int_model, out_dir, options.graph_format, log)

@@ -8,6 +8,7 @@ import zipfile
 from collections import Counter
 from typing import Any, Dict, List
 
+from ...i18n import N_, _
 from ..base import CheckItem, CheckReport
 from .layers import module_path as _module_path, op_name as _op_name  # noqa: F401  (graph.py, backend.py use them)
 
@@ -25,14 +26,15 @@ _COMPUTE_OPS = {
 }
 _ACTIVATIONS = {"relu", "relu_", "hardtanh", "hardtanh_", "relu6", "hardswish", "hardswish_", "silu", "gelu"}
 _NOOPS = {
-    "dropout": "identity in eval mode",
-    "flatten": "reshape only, no arithmetic",
-    "view": "reshape only, no arithmetic",
-    "reshape": "reshape only, no arithmetic",
-    "clone": "copy only",
-    "contiguous": "layout only",
-    "_assert_tensor_metadata": "shape guard",
+    "dropout": N_("identity in eval mode"),
+    "flatten": N_("reshape only, no arithmetic"),
+    "view": N_("reshape only, no arithmetic"),
+    "reshape": N_("reshape only, no arithmetic"),
+    "clone": N_("copy only"),
+    "contiguous": N_("layout only"),
+    "_assert_tensor_metadata": N_("shape guard"),
 }
+"""Ops that compute nothing, with why (N_-marked: the check's items are written in the run's language)."""
 
 
 def _is_qdq(node: Any) -> bool:
@@ -95,7 +97,7 @@ def analyze_converted_graph(gm: Any) -> CheckReport:
         in_q = bool(inputs) and any(_is_dq(a) for a in inputs)
         if op in _NOOPS:
             if op != "_assert_tensor_metadata":
-                items.append(CheckItem(op, node.name, module, "no-op", _NOOPS[op], "nothing to do"))
+                items.append(CheckItem(op, node.name, module, "no-op", _(_NOOPS[op]), _("nothing to do")))
             continue
         if op in _ACTIVATIONS:
             producer = inputs[0] if inputs else None
@@ -103,14 +105,15 @@ def analyze_converted_graph(gm: Any) -> CheckReport:
                 _is_dq(a) for a in _tensor_inputs(producer)
             ):
                 items.append(
-                    CheckItem(op, node.name, module, "int8", "fused into the preceding %s" % _op_name(producer), "none")
+                    CheckItem(op, node.name, module, "int8", _("fused into the preceding %s") % _op_name(producer), "none")
                 )
                 continue
         out_q = _output_quantized(node)
         if in_q and out_q:
             users = list(node.users)
             fused = len(users) == 1 and not _is_q(users[0])
-            reason = "int8 inputs and output" + (", fused with the following %s" % _op_name(users[0]) if fused else "")
+            reason = (_("int8 inputs and output, fused with the following %s") % _op_name(users[0]) if fused
+                      else _("int8 inputs and output"))
             items.append(CheckItem(op, node.name, module, "int8", reason, "none"))
         elif in_q:
             if node is out_node:
@@ -120,8 +123,8 @@ def analyze_converted_graph(gm: Any) -> CheckReport:
                         node.name,
                         module,
                         "int8-in/float-out",
-                        "model output kept in float: high-precision output (Horizon: 32-bit out)",
-                        "intended; set [qconfig] high_precision_output = false for an 8-bit output",
+                        _("model output kept in float: high-precision output (Horizon: 32-bit out)"),
+                        _("intended; set [qconfig] high_precision_output = false for an 8-bit output"),
                     )
                 )
             else:
@@ -131,8 +134,8 @@ def analyze_converted_graph(gm: Any) -> CheckReport:
                         node.name,
                         module,
                         "int8-in/float-out",
-                        "output is not re-quantized (the next op takes float)",
-                        "fine when the next op is a no-op; else check that op's entry",
+                        _("output is not re-quantized (the next op takes float)"),
+                        _("fine when the next op is a no-op; else check that op's entry"),
                     )
                 )
         else:
@@ -142,17 +145,17 @@ def analyze_converted_graph(gm: Any) -> CheckReport:
                     node.name,
                     module,
                     "float",
-                    "inputs are not quantized: X86InductorQuantizer has no int8 recipe for aten.%s here" % op,
-                    "runs in fp32; replace it with a supported op (conv, linear, add, pooling, ReLU/ReLU6) "
-                    "or keep it if its cost is small",
+                    _("inputs are not quantized: X86InductorQuantizer has no int8 recipe for aten.%s here") % op,
+                    _("runs in fp32; replace it with a supported op (conv, linear, add, pooling, ReLU/ReLU6) "
+                      "or keep it if its cost is small"),
                 )
             )
     counts = Counter(i.status for i in items)
     heavy_float = [i for i in items if i.status == "float" and i.op in ("conv2d", "linear", "addmm", "mm", "matmul", "bmm")]
     passed = not heavy_float
     n_heavy = sum(1 for i in items if i.op in ("conv2d", "linear", "addmm", "mm", "matmul", "bmm"))
-    summary = "%s: %d of %d conv/linear ops take int8 inputs; %d ops int8, %d int8-in/float-out, %d float, %d no-op" % (
-        "PASS" if passed else "FAIL",
+    summary = "%s: " % ("PASS" if passed else "FAIL") + _(
+        "%d of %d conv/linear ops take int8 inputs; %d ops int8, %d int8-in/float-out, %d float, %d no-op") % (
         n_heavy - len(heavy_float),
         n_heavy,
         counts.get("int8", 0),
@@ -205,7 +208,7 @@ def package_kernels(path: str) -> Dict[str, int]:
 
 
 def add_lowering_items(check: CheckReport, kernels: Dict[str, int]) -> None:
-    line = "package kernels: %d int8 conv, %d int8 linear, %d fp32 conv, %d fp32 matmul" % (
+    line = _("package kernels: %d int8 conv, %d int8 linear, %d fp32 conv, %d fp32 matmul") % (
         kernels["int8_conv"],
         kernels["int8_linear"],
         kernels["fp32_conv"],
@@ -218,8 +221,8 @@ def add_lowering_items(check: CheckReport, kernels: Dict[str, int]) -> None:
                 "(package)",
                 "",
                 "float",
-                "%d convolutions were not lowered to int8 kernels by Inductor" % kernels["fp32_conv"],
-                "check that torch and torchao versions match (freezing patterns come from torchao)",
+                _("%d convolutions were not lowered to int8 kernels by Inductor") % kernels["fp32_conv"],
+                _("check that torch and torchao versions match (freezing patterns come from torchao)"),
             )
         )
         check.passed = False
@@ -231,9 +234,9 @@ def add_lowering_items(check: CheckReport, kernels: Dict[str, int]) -> None:
                 "(package)",
                 "",
                 "int8-in/float-out" if not kernels["fp32_conv"] else "float",
-                "%d matmuls run as fp32 kernels (dequantized weights): Inductor fuses int8 linear only when its "
-                "output is re-quantized or its input is 2-D int8" % kernels["fp32_matmul"],
-                "small for a classifier; set [qconfig] high_precision_output = false to try an int8 linear",
+                _("%d matmuls run as fp32 kernels (dequantized weights): Inductor fuses int8 linear only when its "
+                  "output is re-quantized or its input is 2-D int8") % kernels["fp32_matmul"],
+                _("small for a classifier; set [qconfig] high_precision_output = false to try an int8 linear"),
             )
         )
     check.summary += "; " + line

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 from typing import Any, Dict, List, Tuple
 
+from ...i18n import _
 from ...errors import BackendError
 from ...io import atomic_write_text
 from ..base import Artifact, Log
@@ -107,19 +108,19 @@ def write_graph_picture(gm: Any, out_dir: str, fmt: str, log: Log) -> Artifact:
     dot = shutil.which("dot")
     if fmt == "svg" and dot is None:
         raise BackendError(
-            "graph_format = 'svg' needs graphviz's 'dot' program, which is not on PATH",
-            hint="install graphviz (apt-get install graphviz) or set [compile] graph_format = 'auto'",
+            _("graph_format = 'svg' needs graphviz's 'dot' program, which is not on PATH"),
+            hint=_("install graphviz (apt-get install graphviz) or set [compile] graph_format = 'auto'"),
         )
     if fmt != "text" and dot is not None:
         svg_path = os.path.join(out_dir, "model.svg")
         proc = subprocess.run([dot, "-Tsvg"], input=graph_dot(gm).encode(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         if proc.returncode == 0:
             atomic_write_text(svg_path, proc.stdout.decode("utf-8"))
-            return Artifact("model.svg", svg_path, "Picture of the quantized graph (green int8, red float).")
+            return Artifact("model.svg", svg_path, _("Picture of the quantized graph (green int8, red float)."))
         log("dot failed (%s); writing the graph as text" % proc.stderr.decode(errors="replace").strip()[:200])
     txt_path = os.path.join(out_dir, "model_graph.txt")
     atomic_write_text(txt_path, graph_text(gm))
-    return Artifact("model_graph.txt", txt_path, "The quantized graph as text (graphviz 'dot' not found for SVG).")
+    return Artifact("model_graph.txt", txt_path, _("The quantized graph as text (graphviz 'dot' not found for SVG)."))
 
 
 __all__ = ["graph_dot", "graph_text", "write_graph_picture"]
