@@ -27,6 +27,18 @@ from typing import Any, Optional, Tuple
 from .state import STEPS, WizardState, screen_class, step_index
 
 
+TEXTUAL_PARTS = ("screen_change_signal", "_register", "_load_screen_css", "_screen_stacks")
+"""What building ahead uses of the App (``screen_change_signal`` is public; the rest are the private
+steps of ``App.push_screen``). Textual 6 (Horizon's Python 3.8 dockers) has no ``screen_change_signal``:
+there, and with any Textual that lacks one of these, nothing is built ahead and every step is built at
+the key, as before (slower, never wrong)."""
+
+
+def supported(app: Any) -> bool:
+    """Whether this Textual has what building ahead needs (:data:`TEXTUAL_PARTS`)."""
+    return all(hasattr(app, part) for part in TEXTUAL_PARTS)
+
+
 def style_key(app: Any) -> Tuple[Any, ...]:
     """What the styles of a screen built ahead depend on beyond its own widgets."""
     return (app.theme, app.app_focus, app.size)
@@ -64,7 +76,11 @@ class NextStep:
 
     def watch(self) -> None:
         """Follow the app's screen changes: whenever a step is shown, build the next one after the
-        paint. Call once the app runs (``on_mount``)."""
+        paint. Call once the app runs (``on_mount``). Without what it needs (:func:`supported`) it
+        turns itself off."""
+        if not supported(self.app):
+            self.enabled = False
+            return
         self.app.screen_change_signal.subscribe(self.app, self._screen_changed)
 
     # ------------------------------------------------------------------------------ building
@@ -168,4 +184,4 @@ class NextStep:
         return self._ready[2] if self._ready is not None else None
 
 
-__all__ = ["NextStep", "state_key", "style_key", "step_of"]
+__all__ = ["NextStep", "TEXTUAL_PARTS", "supported", "state_key", "style_key", "step_of"]

@@ -6,9 +6,17 @@ import time
 from typing import Any, Callable
 
 from qat_tui.app import QatApp
-from qat_tui.screen_cache import state_key
+import pytest
+
+from qat_tui.screen_cache import TEXTUAL_PARTS, state_key, supported
 
 from .test_app import SIZE, quick_settings, screen_name, text_of, type_into
+
+
+needs_ahead = pytest.mark.skipif(
+    not supported(QatApp(detect=False)),
+    reason="this Textual lacks one of %s (Textual 6 on Python 3.8 has no screen_change_signal): the wizard "
+    "builds every step at the key there (test_without_textual_support_every_step_is_built_at_the_key)" % (TEXTUAL_PARTS,))
 
 
 async def wait_for(pilot: Any, cond: Callable[[], bool], what: str, timeout: float = 30) -> None:
@@ -26,6 +34,7 @@ async def ready(pilot: Any, app: Any, name: str) -> Any:
     return app.next_step.ready
 
 
+@needs_ahead
 async def test_next_step_is_built_ahead_and_shown(cifar_python_root: str, tmp_path: Any) -> None:
     app = QatApp(settings=quick_settings(cifar_python_root, str(tmp_path / "r")), detect=False)
     async with app.run_test(size=SIZE) as pilot:
@@ -50,6 +59,7 @@ async def test_next_step_is_built_ahead_and_shown(cifar_python_root: str, tmp_pa
         assert app.screen is again
 
 
+@needs_ahead
 async def test_a_value_changed_after_building_gives_a_new_screen_with_it(cifar_python_root: str, tmp_path: Any) -> None:
     app = QatApp(settings=quick_settings(cifar_python_root, str(tmp_path / "r")), detect=False)
     async with app.run_test(size=SIZE) as pilot:
@@ -65,6 +75,7 @@ async def test_a_value_changed_after_building_gives_a_new_screen_with_it(cifar_p
         assert not built.is_attached  # the stale one is dropped
 
 
+@needs_ahead
 async def test_edits_persist_and_validation_still_blocks(cifar_python_root: str, tmp_path: Any) -> None:
     app = QatApp(settings=quick_settings(cifar_python_root, str(tmp_path / "r")), detect=False)
     async with app.run_test(size=SIZE) as pilot:
@@ -96,6 +107,7 @@ async def test_edits_persist_and_validation_still_blocks(cifar_python_root: str,
         assert (s.float.epochs, s.qat.epochs) == (9, 4)
 
 
+@needs_ahead
 async def test_a_help_page_in_between_keeps_the_screen_built_ahead(cifar_python_root: str, tmp_path: Any) -> None:
     app = QatApp(settings=quick_settings(cifar_python_root, str(tmp_path / "r")), detect=False)
     async with app.run_test(size=SIZE) as pilot:
@@ -108,6 +120,7 @@ async def test_a_help_page_in_between_keeps_the_screen_built_ahead(cifar_python_
         assert app.screen is built
 
 
+@needs_ahead
 async def test_language_switch_rebuilds_the_screen_built_ahead(cifar_python_root: str, tmp_path: Any) -> None:
     app = QatApp(settings=quick_settings(cifar_python_root, str(tmp_path / "r")), detect=False, lang="en")
     async with app.run_test(size=SIZE) as pilot:
@@ -122,6 +135,7 @@ async def test_language_switch_rebuilds_the_screen_built_ahead(cifar_python_root
         assert "帮助" in text_of(app.screen.query_one(".step-heading"))
 
 
+@needs_ahead
 async def test_a_screen_dropped_while_it_composes_is_removed_cleanly(cifar_python_root: str, tmp_path: Any) -> None:
     """A screen built ahead can go stale before it has composed (a key pressed at once under load):
     dropping it then must not leave its on_mount without its widgets (NoMatches, the app exits)."""
@@ -145,6 +159,7 @@ async def test_a_screen_dropped_while_it_composes_is_removed_cleanly(cifar_pytho
     assert app.return_code in (None, 0)  # no exception ended it
 
 
+@needs_ahead
 async def test_model_step_being_removed_ignores_what_its_workers_send(cifar_python_root: str, tmp_path: Any) -> None:
     """The model step's arch list and model report come from threads: arriving while the screen is
     being removed (dropped, or left), they are dropped instead of querying widgets already gone."""
@@ -170,6 +185,7 @@ def _looks(app: Any) -> list:
             for w in app.screen.walk_children(with_self=True)]
 
 
+@needs_ahead
 async def test_a_screen_built_ahead_looks_like_one_built_at_the_key(cifar_python_root: str, tmp_path: Any) -> None:
     """Built ahead, styled then and shown without Textual's restyling: the same regions, colours and
     focus as the screen built at the key press."""
@@ -193,6 +209,7 @@ async def test_a_screen_built_ahead_looks_like_one_built_at_the_key(cifar_python
         assert built_ahead == built_at_key
 
 
+@needs_ahead
 async def test_a_step_forward_while_the_next_screen_composes_waits_for_it(cifar_python_root: str, tmp_path: Any) -> None:
     """ctrl+n at once, while the screen built ahead still composes: it is used (awaited until
     mounted), and escape at once goes back. (The benchmark once popped such a screen half-built, whose
@@ -211,6 +228,7 @@ async def test_a_step_forward_while_the_next_screen_composes_waits_for_it(cifar_
     assert app.return_code in (None, 0)
 
 
+@needs_ahead
 async def test_closing_while_a_screen_built_ahead_composes(cifar_python_root: str, tmp_path: Any) -> None:
     """The app closes while the next screen is still being built (or dropped): no error at exit (the
     benchmark's apps closed so, and the model step's on_mount found its widgets gone)."""
@@ -223,3 +241,21 @@ async def test_closing_while_a_screen_built_ahead_composes(cifar_python_root: st
         app.next_step.prepare(1)  # and one composing
         assert not app.next_step.ready.is_mounted
     assert app.return_code in (None, 0)
+
+
+async def test_without_textual_support_every_step_is_built_at_the_key(cifar_python_root: str, tmp_path: Any,
+                                                                      monkeypatch: Any) -> None:
+    """A Textual without what building ahead needs (Textual 6, Python 3.8): nothing is built ahead and
+    the wizard still walks every step, keeping the values (runs on every Textual)."""
+    import qat_tui.screen_cache as C
+
+    monkeypatch.setattr(C, "TEXTUAL_PARTS", C.TEXTUAL_PARTS + ("no_such_textual_part",))
+    app = QatApp(settings=quick_settings(cifar_python_root, str(tmp_path / "r")), detect=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+n", "ctrl+n", "ctrl+n")
+        await wait_for(pilot, lambda: screen_name(app) == "StagesScreen", "the Stages step")
+        await type_into(pilot, app, "qat", "epochs", "3")
+        await pilot.press("ctrl+n")
+        await wait_for(pilot, lambda: screen_name(app) == "QconfigScreen", "the Qconfig step")
+        assert not app.next_step.enabled and app.next_step.built == 0 and app.next_step.used == 0
+        assert app.values["qat"]["epochs"] == 3
