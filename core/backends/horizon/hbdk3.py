@@ -91,25 +91,25 @@ class Hbdk3Backend(HorizonBase):
                 )
             glob = qc.get_default_qconfig(activation_observer=observer, weight_observer="min_max")
             lines.append(
-                "all layers: get_default_qconfig(activation_observer=%r, weight_observer='min_max') - "
-                "8-bit weights (per channel) and activations, calibrated with %s" % (observer, observer)
+                _("all layers: get_default_qconfig(activation_observer=%r, weight_observer='min_max') - "
+                "8-bit weights (per channel) and activations, calibrated with %s") % (observer, observer)
             )
         else:
             name = PLAIN_QCONFIG_NAMES[stage]
             glob = getattr(qc, name)
-            lines.append("all layers: %s - 8-bit weights and activations" % name)
+            lines.append(_("all layers: %s - 8-bit weights and activations") % name)
             if stage == "calib":
-                lines.append("(this plugin version has no get_default_qconfig: the calibration observer is fixed)")
+                lines.append(_("(this plugin version has no get_default_qconfig: the calibration observer is fixed)"))
         qdict: Dict[str, Any] = {"": glob}
         if qconfig.high_precision_output and out_layer is None:
-            lines.append("output layer: none found (no conv/linear computes the output): same as all layers")
+            lines.append(_("output layer: none found (no conv/linear computes the output): same as all layers"))
         elif qconfig.high_precision_output:
             for name in OUT_QCONFIG_NAMES[stage]:
                 if _has(qc, name):
                     qdict["module_name"] = {out_layer: getattr(qc, name)}
                     lines.append(
-                        "output layer %s: %s - 8-bit weights and inputs, output kept in 32 bits (not re-quantized; "
-                        "the old name 'out_8bit' meant this int32 output)" % (out_layer, name)
+                        _("output layer %s: %s - 8-bit weights and inputs, output kept in 32 bits (not re-quantized; "
+                        "the old name 'out_8bit' meant this int32 output)") % (out_layer, name)
                     )
                     break
             else:
@@ -118,15 +118,15 @@ class Hbdk3Backend(HorizonBase):
                     hint=_("set [qconfig] high_precision_output = false"),
                 )
         else:
-            lines.append("output layer %s: same as all layers (8-bit output)" % out_layer)
+            lines.append(_("output layer %s: same as all layers (8-bit output)") % out_layer)
         for name in qconfig.int16_layers:
             qdict.setdefault("module_name", {})[name] = self._int16_qconfig(qc, stage, qconfig)
-            lines.append("16-bit output ([qconfig] int16_layers): %s - 8-bit weights, 16-bit activation (the guide's "
-                         "int16 for march bayes)" % name)
+            lines.append(_("16-bit output ([qconfig] int16_layers): %s - 8-bit weights, 16-bit activation (the guide's "
+                         "int16 for march bayes)") % name)
         for name in getattr(qconfig, "float_layers", None) or []:
             qdict.setdefault("module_name", {})[name] = None
-            lines.append("kept in float ([qconfig] float_layers): %s - qconfig None (prepare_qat_fx: not quantized); "
-                         "Horizon's check_model names what then runs on the CPU" % name)
+            lines.append(_("kept in float ([qconfig] float_layers): %s - qconfig None (prepare_qat_fx: not quantized); "
+                         "Horizon's check_model names what then runs on the CPU") % name)
         return qdict, lines
 
     @staticmethod
@@ -270,7 +270,7 @@ class Hbdk3Backend(HorizonBase):
         for extra in (stem + ".hbir", stem + ".pt"):
             if extra in protected:
                 raise BackendError(_("compile_model would overwrite %s") % extra, hint=_("choose another hbm name"))
-        log("compile_model(hbm=model.hbm, opt=%s, input_source=%s) - this can take minutes" % (o.opt, sources))
+        log(_("compile_model(hbm=model.hbm, opt=%s, input_source=%s) - this can take minutes") % (o.opt, sources))
         with phase("hbdk compile_model -> model.hbm"), capture_output() as cap:
             rc = compile_model(
                 script, [x], hbm=hbm, march=march, input_source=sources, input_layout=o.input_layout,
@@ -312,11 +312,11 @@ class Hbdk3Backend(HorizonBase):
                 try:
                     visualize_model(script, [x], march=march, save_path=svg, show=False)
                 except Exception as e:  # the picture is optional; say why it is missing
-                    log("visualize_model failed: %s" % e)
+                    log(_("visualize_model failed: %s") % e)
             if os.path.exists(svg):
                 result.artifacts.append(Artifact("model.svg", svg, _("hbdk's picture of the compiled graph.")))
         else:
-            log("graphviz 'dot' is not installed: no model.svg (apt-get install graphviz)")
+            log(_("graphviz 'dot' is not installed: no model.svg (apt-get install graphviz)"))
         return result
 
 

@@ -121,13 +121,13 @@ class Hbdk4Backend(HorizonBase):
             ],
         )
         lines = [
-            "all layers: QconfigSetter(get_qconfig(observer=%s)) - 8-bit weights and conv/matmul inputs, "
-            "outputs %s" % (observer.__name__, "float16" if out_dtype is torch.float16 else "8-bit"),
+            _("all layers: QconfigSetter(get_qconfig(observer=%s)) - 8-bit weights and conv/matmul inputs, "
+            "outputs %s") % (observer.__name__, "float16" if out_dtype is torch.float16 else "8-bit"),
         ]
         for name in qconfig.int16_layers:
-            lines.append("16-bit output ([qconfig] int16_layers): %s - ModuleNameTemplate({%r: qint16})" % (name, name))
+            lines.append(_("16-bit output ([qconfig] int16_layers): %s - ModuleNameTemplate({%r: qint16})") % (name, name))
         if qconfig.high_precision_output:
-            lines.append("high-precision output: not applied for hbdk4 marches yet (the classifier follows all layers)")
+            lines.append(_("high-precision output: not applied for hbdk4 marches yet (the classifier follows all layers)"))
         return setter, lines
 
     def validate_settings(self, settings: Any) -> None:
@@ -267,12 +267,12 @@ class Hbdk4Backend(HorizonBase):
 
         # 2. remove the float Quantize/Dequantize at the model's boundary, then compile -> model.hbm
         model[0].remove_io_op(op_types=["Dequantize", "Quantize"])
-        log("removed the Quantize/Dequantize ops at the inputs/outputs: the hbm takes and returns quantized tensors")
+        log(_("removed the Quantize/Dequantize ops at the inputs/outputs: the hbm takes and returns quantized tensors"))
         hbm = os.path.join(out_dir, "model.hbm")
         fd, tmp = tempfile.mkstemp(prefix=".model.", suffix=".hbm", dir=out_dir)
         os.close(fd)
         jobs = o.jobs or (os.cpu_count() or 1)
-        log("hbdk4 compile(model.hbm, march=%s, opt=%d, jobs=%d) - this can take minutes" % (march, HBDK4_OPTS[o.opt], jobs))
+        log(_("hbdk4 compile(model.hbm, march=%s, opt=%d, jobs=%d) - this can take minutes") % (march, HBDK4_OPTS[o.opt], jobs))
         try:
             with phase("hbdk4 compile -> model.hbm"), capture_output() as cap:
                 hbdk4_compile(model, tmp, march, opt=HBDK4_OPTS[o.opt], jobs=jobs, progress_bar=False)
@@ -313,7 +313,7 @@ class Hbdk4Backend(HorizonBase):
             if os.path.exists(onnx):
                 result.artifacts.append(Artifact("model.onnx", onnx, _("The compiled graph as ONNX for viewing (open it in netron).")))
         except Exception as e:  # the picture is optional; say why it is missing
-            log("visualize failed: %s" % e)
+            log(_("visualize failed: %s") % e)
         return result
 
 
@@ -340,9 +340,9 @@ class Hbdk4Backend(HorizonBase):
         # calibration and QAT are prepared with different observers (the template's calibration
         # observer vs MinMaxObserver): load what both have, and say what did not load.
         res = qat_model.load_state_dict(calib_state, strict=False)
-        lines = ["loaded the calibration state (%d tensors) into the QAT model" % (len(calib_state) - len(res.unexpected_keys))]
+        lines = [_("loaded the calibration state (%d tensors) into the QAT model") % (len(calib_state) - len(res.unexpected_keys))]
         if res.missing_keys or res.unexpected_keys:
-            lines.append("observer entries only in one of the two models (not loaded): %d missing, %d unexpected, e.g. %s"
+            lines.append(_("observer entries only in one of the two models (not loaded): %d missing, %d unexpected, e.g. %s")
                          % (len(res.missing_keys), len(res.unexpected_keys), (res.missing_keys + res.unexpected_keys)[0]))
         return lines
 

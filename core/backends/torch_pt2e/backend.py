@@ -374,8 +374,8 @@ class TorchPt2eBackend(QuantBackend):
             obs.max_val = hi.to(obs.max_val.device).reshape(())
             seeded += 1
         return [
-            "loaded %d tensors of the calibration state (weights, BatchNorm statistics, scales)" % len(fit),
-            "started %d activation observers at their calibrated ranges" % seeded,
+            _("loaded {n} tensors of the calibration state (weights, BatchNorm statistics, scales)").format(n=len(fit)),
+            _("started {n} activation observers at their calibrated ranges").format(n=seeded),
         ]
 
     def convert(self, prepared: Any, example_inputs: Tuple[Any, ...]) -> Any:
@@ -476,7 +476,7 @@ class TorchPt2eBackend(QuantBackend):
                 finally:
                     if os.path.exists(tmp):
                         os.unlink(tmp)
-            log("model.pt2 written in %.0f s (%s)" % (time.time() - t0, human_size(file_size(package_path))))
+            log(_("model.pt2 written in %.0f s (%s)") % (time.time() - t0, human_size(file_size(package_path))))
             kernels = package_kernels(package_path)
             add_lowering_items(check, kernels)
             runner = self.load_deployable(package_path)

@@ -117,7 +117,7 @@ def write_graph_picture(gm: Any, out_dir: str, fmt: str, log: Log) -> Artifact:
         if proc.returncode == 0:
             atomic_write_text(svg_path, proc.stdout.decode("utf-8"))
             return Artifact("model.svg", svg_path, _("Picture of the quantized graph (green int8, red float)."))
-        log("dot failed (%s); writing the graph as text" % proc.stderr.decode(errors="replace").strip()[:200])
+        log(_("dot failed (%s); writing the graph as text") % proc.stderr.decode(errors="replace").strip()[:200])
     txt_path = os.path.join(out_dir, "model_graph.txt")
     atomic_write_text(txt_path, graph_text(gm))
     return Artifact("model_graph.txt", txt_path, _("The quantized graph as text (graphviz 'dot' not found for SVG)."))
