@@ -16,9 +16,10 @@ import errno
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from .errors import CheckpointError, DiskFullError
 from .i18n import _
@@ -98,6 +99,26 @@ def _atomic_write(path: str, write: Callable[[Any], None], mode: str = "wb") -> 
     except BaseException:
         _remove(tmp)
         raise
+
+
+TEMP_FILE = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")
+"""The name of the temp file :func:`_atomic_write` writes beside ``path`` (``.<name>.<8 random>.tmp``,
+tempfile.mkstemp's pattern)."""
+
+
+def remove_stale_temp_files(folder: str) -> List[str]:
+    """Remove the temp files of atomic writes that a killed process (SIGKILL, power loss) left in
+    ``folder`` and below; the real files beside them are whole (a temp file is only ever renamed over
+    one). Call it only while holding the folder's run lock: then no live writer owns one. Returns the
+    paths removed."""
+    removed = []
+    for root, _dirs, files in os.walk(folder):
+        for name in files:
+            if TEMP_FILE.match(name):
+                path = os.path.join(root, name)
+                _remove(path)
+                removed.append(path)
+    return removed
 
 
 def _remove(path: Optional[str]) -> None:

@@ -300,6 +300,7 @@ class Pipeline:
 
         Never raises for stage failures: they become :class:`StageFailed` events and a False result.
         """
+        from .io import remove_stale_temp_files
         from .runs import RunLock, register_run
 
         t_start = time.time()
@@ -319,6 +320,7 @@ class Pipeline:
             self.emit(RunFinished(ok=False, failed_stage="setup", seconds=time.time() - t_start))
             return False
         register_run(self.run_dir)
+        remove_stale_temp_files(self.run_dir)  # left by a killed run; we hold the lock, no writer owns one
         self._log_file = open(os.path.join(self.run_dir, EVENTS_FILENAME), "a", encoding="utf-8")
         ok, failed_stage, cancelled = True, None, False
         try:

@@ -141,3 +141,24 @@ def test_only_disk_errors_count_as_disk_full(tmp_path):
 def test_human_size():
     assert human_size(999) == "999 B"
     assert human_size(9_200_000) == "9.2 MB"
+
+
+def test_remove_stale_temp_files_takes_only_atomic_write_temps(tmp_path) -> None:
+    """A SIGKILL during an atomic write leaves ``.<name>.<8 random>.tmp`` beside the whole old file;
+    the next run (holding the lock) removes those, and nothing else."""
+    import tempfile
+
+    from core.io import TEMP_FILE, atomic_write_text, remove_stale_temp_files
+
+    atomic_write_text(str(tmp_path / "check_report.txt"), "old, whole\n")
+    fd, left = tempfile.mkstemp(prefix=".check_report.txt.", suffix=".tmp", dir=str(tmp_path))
+    os.write(fd, b"half wri")
+    os.close(fd)
+    (tmp_path / "sub").mkdir()
+    fd, left_below = tempfile.mkstemp(prefix=".perf.json.", suffix=".tmp", dir=str(tmp_path / "sub"))
+    os.close(fd)
+    (tmp_path / "notes.tmp").write_text("the user's")  # not an atomic write's temp
+    assert TEMP_FILE.match(os.path.basename(left)) and not TEMP_FILE.match("notes.tmp")
+    assert sorted(remove_stale_temp_files(str(tmp_path))) == sorted([left, left_below])
+    assert sorted(os.listdir(tmp_path)) == ["check_report.txt", "notes.tmp", "sub"]
+    assert (tmp_path / "check_report.txt").read_text() == "old, whole\n"
